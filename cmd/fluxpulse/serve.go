@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/ingester"
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// serverConfig is every flag of the server.
+type serverConfig struct {
+	target          string
+	dataDir         string
+	httpAddr        string
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+	printVersion    bool
+
+	auth        tenantauth.Config
+	limits      limits.Limits
+	distributor distributor.Config
+	ingester    ingester.Config
+	querier     querier.Config
+}
+
+func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.target, "target", "all", "Roles to run, comma-separated. all runs every role in this process.")
+	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
+	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the HTTP API listens on.")
+	fs.DurationVar(&c.shutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long in-flight requests may take to finish on shutdown.")
+	fs.StringVar(&c.logLevel, "log.level", "info", "Log level: debug, info, warn or error.")
+	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
+	fs.StringVar(&c.auth.Mode, "auth.mode", "header", "How tenants are decided: header trusts X-Scope-OrgID (run behind an authenticating proxy).")
+	c.limits.RegisterFlags(fs)
+	c.distributor.RegisterFlags(fs)
+	c.ingester.RegisterFlags(fs)
+	c.querier.RegisterFlags(fs)
+}
+
+// knownTargets are the roles this binary has. Only "all" runs today: the
+// roles reach each other in process.
+var knownTargets = []string{"all", "distributor", "ingester", "querier"}
+
+func (c *serverConfig) validate() error {
+	for _, t := range strings.Split(c.target, ",") {
+		if !slices.Contains(knownTargets, t) {
+			return fmt.Errorf("-target: unknown role %q; roles are %s", t, strings.Join(knownTargets, ", "))
+		}
+	}
+	if c.target != "all" {
+		return fmt.Errorf("-target=%s: running roles in separate processes is not available yet; use -target=all", c.target)
+	}
+	return c.limits.Validate()
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("-log.format must be logfmt or json, got %q", format)
+}
+
+func serve(args []string) error {
+	var cfg serverConfig
+	fs := flag.NewFlagSet("fluxpulse", flag.ContinueOnError)
+	cfg.registerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.printVersion {
+		rev, _ := buildRevision()
+		fmt.Printf("fluxpulse %s (revision %s)\n", version, rev)
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.ingester.Dir = filepath.Join(cfg.dataDir, "tsdb")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, err := newServer(cfg, logger, reg)
+	if err != nil {
+		return err
+	}
+	return s.run()
+}
+
+// server is the process: every role, wired in process, behind one HTTP
+// listener.
+type server struct {
+	cfg      serverConfig
+	logger   *slog.Logger
+	ing      *ingester.Ingester
+	handler  http.Handler
+	stopping atomic.Bool
+}
+
+func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) (*server, error) {
+	lim := limits.NewOverrides(cfg.limits)
+	ing, err := ingester.New(cfg.ingester, lim, logger.With("component", "ingester"), reg)
+	if err != nil {
+		return nil, err
+	}
+	dist, err := distributor.New(cfg.distributor, ing, lim, logger.With("component", "distributor"), reg)
+	if err != nil {
+		return nil, err
+	}
+	rev, date := buildRevision()
+	q, err := querier.New(cfg.querier, querier.NewQueryable(ing, ing), ing,
+		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date}, logger.With("component", "querier"), reg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := tenantauth.New(cfg.auth)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, logger: logger, ing: ing}
+
+	mux := http.NewServeMux()
+	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
+	mux.Handle("POST /api/v1/push", write)
+	mux.Handle("POST /api/v1/write", write)
+	q.Register(mux, func(h http.Handler) http.Handler {
+		return auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
+	})
+	mux.HandleFunc("GET /ready", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /{$}", index)
+	s.handler = mux
+	return s, nil
+}
+
+func (s *server) ready(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case s.stopping.Load():
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	case !s.ing.Ready():
+		http.Error(w, "ingester is replaying its write-ahead logs", http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintln(w, "ready")
+	}
+}
+
+func index(w http.ResponseWriter, _ *http.Request) {
+	fmt.Fprintln(w, "FluxPulse", version)
+	fmt.Fprintln(w, "remote write: POST /api/v1/push (or /api/v1/write) with X-Scope-OrgID")
+	fmt.Fprintln(w, "Prometheus API for Grafana: /prometheus (data source URL), /api/v1/…")
+	fmt.Fprintln(w, "operations: /ready /metrics")
+}
+
+// run serves until SIGTERM or SIGINT, then shuts down in order: stop
+// accepting and finish in-flight requests, stop the roles, close every TSDB.
+func (s *server) run() error {
+	ln, err := net.Listen("tcp", s.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.httpAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      s.cfg.querier.Timeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.logger.Info("FluxPulse started", "version", version, "target", s.cfg.target, "http", ln.Addr().String(), "data_dir", s.cfg.dataDir)
+
+	var g run.Group
+	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
+	g.Add(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		s.stopping.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			s.logger.Warn("in-flight requests did not finish in time", "err", err)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error { return s.ing.Run(ctx) }, func(error) { cancel() })
+
+	runErr := g.Run()
+	if _, ok := errors.AsType[run.SignalError](runErr); ok {
+		s.logger.Info("shutting down", "reason", runErr)
+		runErr = nil
+	}
+	if err := s.ing.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close ingester: %w", err))
+	}
+	s.logger.Info("stopped cleanly")
+	return runErr
+}

@@ -1,0 +1,291 @@
+package distributor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// Config configures the distributor.
+type Config struct {
+	MaxRequestSize             int
+	MaxDecompressedRequestSize int
+}
+
+// Flag names, quoted in the errors they cause.
+const (
+	FlagMaxRequestSize             = "distributor.max-request-size"
+	FlagMaxDecompressedRequestSize = "distributor.max-decompressed-request-size"
+)
+
+// RegisterFlags registers the distributor's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxRequestSize, FlagMaxRequestSize, 16<<20, "Maximum size in bytes of a compressed remote-write request body.")
+	fs.IntVar(&c.MaxDecompressedRequestSize, FlagMaxDecompressedRequestSize, 64<<20, "Maximum size in bytes of a remote-write request once decompressed.")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.MaxRequestSize <= 0 || c.MaxDecompressedRequestSize <= 0 {
+		return fmt.Errorf("-%s and -%s must be positive", FlagMaxRequestSize, FlagMaxDecompressedRequestSize)
+	}
+	return nil
+}
+
+// Pusher stores validated requests: the ingester, in process or remote.
+//
+// Push must not keep req or any string of it after it returns. A non-nil
+// error means nothing was stored and the sender may retry; refusals of
+// individual series or samples are reported in the Result instead.
+type Pusher interface {
+	Push(ctx context.Context, tenant string, req *remotewrite.Request) (remotewrite.Result, error)
+}
+
+// Distributor receives remote-write requests, validates them against the
+// tenant's limits and hands them to a Pusher.
+type Distributor struct {
+	cfg    Config
+	pusher Pusher
+	limits *limits.Overrides
+	logger *slog.Logger
+	now    func() time.Time
+
+	bufs sync.Pool // *[]byte, for compressed and decompressed bodies
+
+	received   *prometheus.CounterVec
+	recvBytes  *prometheus.CounterVec
+	discarded  *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	reqSeconds prometheus.Histogram
+}
+
+// New returns a Distributor.
+func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	return &Distributor{
+		cfg: cfg, pusher: p, limits: lim, logger: logger, now: time.Now,
+		bufs: sync.Pool{New: func() any { return new([]byte) }},
+		received: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_received_samples_total", Help: "Samples, histograms and exemplars received per tenant, before validation."}, []string{"tenant", "type"}),
+		recvBytes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_received_bytes_total", Help: "Compressed remote-write bytes received per tenant."}, []string{"tenant"}),
+		discarded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_discarded_samples_total", Help: "Samples refused per tenant, by validation or by the store."}, []string{"tenant"}),
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_requests_total", Help: "Remote-write requests by protocol version and status code."}, []string{"version", "code"}),
+		reqSeconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "fluxpulse_distributor_request_duration_seconds", Help: "Time to handle a remote-write request.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10)}),
+	}, nil
+}
+
+// httpError is a refusal with the status it maps to.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+const (
+	protobufType = "application/x-protobuf"
+	v1Proto      = "prometheus.WriteRequest"
+	v2Proto      = "io.prometheus.write.v2.Request"
+)
+
+// version negotiates the protocol from the Content-Type, as the remote-write
+// specifications define it. No Content-Type means 1.0, as Prometheus
+// receivers assume.
+func version(contentType string) (remotewrite.Version, error) {
+	if contentType == "" {
+		return remotewrite.V1, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return 0, &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("cannot parse Content-Type %q: %v", contentType, err)}
+	}
+	if mt != protobufType {
+		return 0, &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: expected %s (remote write 1.0) or %s;proto=%s (remote write 2.0)", contentType, protobufType, protobufType, v2Proto)}
+	}
+	switch p := params["proto"]; p {
+	case "", v1Proto:
+		return remotewrite.V1, nil
+	case v2Proto:
+		return remotewrite.V2, nil
+	default:
+		return 0, &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported proto=%q in Content-Type: expected %s or %s", p, v1Proto, v2Proto)}
+	}
+}
+
+// ServeHTTP handles POST /api/v1/push and /api/v1/write. The tenant comes
+// from the request context (tenantauth middleware).
+func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := d.now()
+	ver, status := d.serve(w, r)
+	d.requests.WithLabelValues(strconv.Itoa(int(ver)), strconv.Itoa(status)).Inc()
+	d.reqSeconds.Observe(time.Since(start).Seconds())
+}
+
+func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite.Version, int) {
+	fail := func(v remotewrite.Version, err error) (remotewrite.Version, int) {
+		status := http.StatusInternalServerError
+		if he, ok := errors.AsType[*httpError](err); ok {
+			status = he.status
+		}
+		http.Error(w, err.Error(), status)
+		return v, status
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return fail(0, &httpError{http.StatusMethodNotAllowed, "remote write takes POST"})
+	}
+	tenant, err := tenantauth.Tenant(r.Context())
+	if err != nil {
+		return fail(0, &httpError{http.StatusUnauthorized, err.Error()})
+	}
+	ver, err := version(r.Header.Get("Content-Type"))
+	if err != nil {
+		return fail(0, err)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return fail(ver, &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)})
+	}
+
+	cbuf := d.getBuf()
+	defer d.putBuf(cbuf)
+	body, err := d.readBody(r, cbuf)
+	if err != nil {
+		return fail(ver, err)
+	}
+	d.recvBytes.WithLabelValues(tenant).Add(float64(len(body)))
+	dbuf := d.getBuf()
+	defer d.putBuf(dbuf)
+	raw, err := d.decompress(body, dbuf)
+	if err != nil {
+		return fail(ver, err)
+	}
+
+	req := remotewrite.GetRequest()
+	defer remotewrite.Release(req)
+	if ver == remotewrite.V2 {
+		err = remotewrite.DecodeV2(req, raw)
+	} else {
+		err = remotewrite.DecodeV1(req, raw)
+	}
+	if err != nil {
+		return fail(ver, &httpError{http.StatusBadRequest, fmt.Sprintf("%s body is not a valid protobuf message: %v", ver, err)})
+	}
+
+	total := len(req.Series)
+	res, err := d.push(r.Context(), tenant, req)
+	if ver == remotewrite.V2 {
+		h := w.Header()
+		h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Samples))
+		h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(res.Histograms))
+		h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(res.Exemplars))
+	}
+	if err != nil {
+		d.logger.Warn("push failed", "tenant", tenant, "err", err)
+		return fail(ver, &httpError{http.StatusInternalServerError, "storing the samples failed, retry: " + err.Error()})
+	}
+	if res.Rejected() {
+		return fail(ver, &httpError{http.StatusBadRequest, res.Message(total)})
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return ver, http.StatusNoContent
+}
+
+// push validates req and stores what passes. The result counts both.
+func (d *Distributor) push(ctx context.Context, tenant string, req *remotewrite.Request) (remotewrite.Result, error) {
+	var res remotewrite.Result
+	ns, nh, ne := req.Counts()
+	d.received.WithLabelValues(tenant, "sample").Add(float64(ns))
+	d.received.WithLabelValues(tenant, "histogram").Add(float64(nh))
+	d.received.WithLabelValues(tenant, "exemplar").Add(float64(ne))
+
+	newValidator(d.limits.Limits(tenant), d.now()).validate(req, &res)
+	if len(req.Series) > 0 || len(req.Metadata) > 0 {
+		stored, err := d.pusher.Push(ctx, tenant, req)
+		if err != nil {
+			return res, err
+		}
+		res.Merge(stored)
+	}
+	if res.RejectedSamples > 0 {
+		d.discarded.WithLabelValues(tenant).Add(float64(res.RejectedSamples))
+	}
+	return res, nil
+}
+
+func (d *Distributor) readBody(r *http.Request, buf *[]byte) ([]byte, error) {
+	limit := d.cfg.MaxRequestSize
+	if r.ContentLength > int64(limit) {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (-%s)", r.ContentLength, limit, FlagMaxRequestSize)}
+	}
+	b := bytes.NewBuffer((*buf)[:0])
+	if r.ContentLength > 0 {
+		b.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	n, err := b.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
+	*buf = b.Bytes()[:0]
+	if err != nil {
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err)}
+	}
+	if n > int64(limit) {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes (-%s)", limit, FlagMaxRequestSize)}
+	}
+	return b.Bytes(), nil
+}
+
+func (d *Distributor) decompress(body []byte, buf *[]byte) ([]byte, error) {
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("body is not valid snappy block format: %v", err)}
+	}
+	if limit := d.cfg.MaxDecompressedRequestSize; n > limit {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body decompresses to %d bytes, more than the limit of %d bytes (-%s)", n, limit, FlagMaxDecompressedRequestSize)}
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	out, err := snappy.Decode((*buf)[:cap(*buf)], body)
+	if err != nil {
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("body is not valid snappy block format: %v", err)}
+	}
+	return out, nil
+}
+
+// maxPooledBuffer keeps one outsized request from pinning its memory.
+const maxPooledBuffer = 8 << 20
+
+func (d *Distributor) getBuf() *[]byte { return d.bufs.Get().(*[]byte) }
+
+func (d *Distributor) putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuffer {
+		d.bufs.Put(b)
+	}
+}

@@ -1,0 +1,206 @@
+package distributor
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
+)
+
+// validator checks the series of one request against one tenant's limits.
+type validator struct {
+	lim     limits.Limits
+	scheme  model.ValidationScheme
+	maxTime int64 // newest acceptable timestamp, in milliseconds
+}
+
+func newValidator(lim limits.Limits, now time.Time) validator {
+	v := validator{lim: lim, scheme: model.UTF8Validation, maxTime: now.Add(lim.CreationGracePeriod).UnixMilli()}
+	if lim.NameValidationScheme == "legacy" {
+		v.scheme = model.LegacyValidation
+	}
+	return v
+}
+
+// validate checks a request in place: series that fail are removed from
+// req.Series, samples too far in the future are removed from their series,
+// labels with empty values are dropped (an empty value means the label is
+// absent), and every refusal is recorded in res.
+func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
+	kept := req.Series[:0]
+	for k := range req.Series {
+		s := req.Series[k]
+		if msg := v.series(&s, k); msg != "" {
+			res.Reject(1, len(s.Samples)+len(s.Histograms), msg)
+			continue
+		}
+		v.futureSamples(&s, res)
+		if !v.metadata(s.Metadata) {
+			res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (-%s) or not valid UTF-8",
+				seriesString(s.Labels), v.lim.MaxMetadataLength, limits.FlagMaxMetadataLength))
+			s.Metadata = remotewrite.Metadata{}
+		}
+		if len(s.Samples)+len(s.Histograms) == 0 {
+			continue
+		}
+		kept = append(kept, s)
+	}
+	req.Series = kept
+
+	keptMeta := req.Metadata[:0]
+	for _, m := range req.Metadata {
+		if m.FamilyName == "" || !v.scheme.IsValidMetricName(m.FamilyName) || !v.metadata(m) || len(m.FamilyName) > v.lim.MaxMetadataLength {
+			res.Reject(0, 0, fmt.Sprintf("metadata for metric family %q dropped: the family name must be a valid metric name and name, help and unit at most %d bytes of UTF-8 (-%s)",
+				truncate(m.FamilyName), v.lim.MaxMetadataLength, limits.FlagMaxMetadataLength))
+			continue
+		}
+		keptMeta = append(keptMeta, m)
+	}
+	req.Metadata = keptMeta
+}
+
+// series returns why a series is refused as a whole, or "".
+func (v validator) series(s *remotewrite.Series, index int) string {
+	if s.Err != nil {
+		return fmt.Sprintf("series %d: %v", index, s.Err)
+	}
+	ls := s.Labels
+	if len(ls) == 0 {
+		return fmt.Sprintf("series %d has no labels", index)
+	}
+	if n := v.lim.MaxLabelNamesPerSeries; n > 0 && len(ls) > n {
+		return fmt.Sprintf("series %s has %d labels, the limit is %d (-%s)", seriesString(ls), len(ls), n, limits.FlagMaxLabelNamesPerSeries)
+	}
+	name := ""
+	for k, l := range ls {
+		if msg := v.label(ls, k); msg != "" {
+			return msg
+		}
+		if l.Name == labels.MetricName {
+			name = l.Value
+		}
+	}
+	if name == "" {
+		return fmt.Sprintf("series %s has no metric name (the __name__ label is missing or empty)", seriesString(ls))
+	}
+	if !v.scheme.IsValidMetricName(name) {
+		return fmt.Sprintf("series %s has an invalid metric name %q under the %s name validation scheme (-%s)", seriesString(ls), truncate(name), v.scheme, limits.FlagNameValidationScheme)
+	}
+	if len(s.Samples)+len(s.Histograms) == 0 {
+		return fmt.Sprintf("series %s has no samples", seriesString(ls))
+	}
+	// Drop empty values only now that order and uniqueness are checked.
+	kept := ls[:0]
+	for _, l := range ls {
+		if l.Value != "" {
+			kept = append(kept, l)
+		}
+	}
+	s.Labels = kept
+	return ""
+}
+
+// label checks label k of ls, and that it sorts after label k-1.
+func (v validator) label(ls []labels.Label, k int) string {
+	l := ls[k]
+	switch {
+	case l.Name == "":
+		return fmt.Sprintf("series %s has a label with an empty name", seriesString(ls))
+	case !utf8.ValidString(l.Name):
+		return fmt.Sprintf("series %s has a label name that is not valid UTF-8: %q", seriesString(ls), truncate(l.Name))
+	case !v.scheme.IsValidLabelName(l.Name):
+		return fmt.Sprintf("series %s has an invalid label name %q under the %s name validation scheme (-%s)", seriesString(ls), truncate(l.Name), v.scheme, limits.FlagNameValidationScheme)
+	case v.lim.MaxLabelNameLength > 0 && len(l.Name) > v.lim.MaxLabelNameLength:
+		return fmt.Sprintf("series %s has a label name of %d bytes (%q), the limit is %d (-%s)", seriesString(ls), len(l.Name), truncate(l.Name), v.lim.MaxLabelNameLength, limits.FlagMaxLabelNameLength)
+	case !utf8.ValidString(l.Value):
+		return fmt.Sprintf("series %s has a value of label %q that is not valid UTF-8", seriesString(ls), l.Name)
+	case v.lim.MaxLabelValueLength > 0 && len(l.Value) > v.lim.MaxLabelValueLength:
+		return fmt.Sprintf("series %s has a value of %d bytes for label %q, the limit is %d (-%s)", seriesString(ls), len(l.Value), l.Name, v.lim.MaxLabelValueLength, limits.FlagMaxLabelValueLength)
+	}
+	if k > 0 {
+		switch prev := ls[k-1].Name; {
+		case prev == l.Name:
+			return fmt.Sprintf("series %s has the label name %q more than once", seriesString(ls), l.Name)
+		case prev > l.Name:
+			return fmt.Sprintf("series %s has labels out of order: %q comes after %q; remote write requires labels sorted by name", seriesString(ls), l.Name, prev)
+		}
+	}
+	return ""
+}
+
+func (v validator) futureSamples(s *remotewrite.Series, res *remotewrite.Result) {
+	kept := s.Samples[:0]
+	for _, smp := range s.Samples {
+		if smp.Timestamp > v.maxTime {
+			v.rejectFuture(s.Labels, smp.Timestamp, res)
+			continue
+		}
+		kept = append(kept, smp)
+	}
+	s.Samples = kept
+	keptH := s.Histograms[:0]
+	for _, h := range s.Histograms {
+		if h.Timestamp > v.maxTime {
+			v.rejectFuture(s.Labels, h.Timestamp, res)
+			continue
+		}
+		keptH = append(keptH, h)
+	}
+	s.Histograms = keptH
+}
+
+func (v validator) rejectFuture(ls []labels.Label, ts int64, res *remotewrite.Result) {
+	res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too far in the future: the limit is %s ahead of the server's clock (-%s)",
+		time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), seriesString(ls), v.lim.CreationGracePeriod, limits.FlagCreationGracePeriod))
+}
+
+func (v validator) metadata(m remotewrite.Metadata) bool {
+	n := v.lim.MaxMetadataLength
+	if n > 0 && (len(m.Help) > n || len(m.Unit) > n) {
+		return false
+	}
+	return utf8.ValidString(m.Help) && utf8.ValidString(m.Unit)
+}
+
+// seriesString renders labels for an error message, with long or invalid
+// values shortened and escaped so that a message stays readable and bounded.
+func seriesString(ls []labels.Label) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for k, l := range ls {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		if k >= 12 {
+			fmt.Fprintf(&b, "… %d more", len(ls)-k)
+			break
+		}
+		if utf8.ValidString(l.Name) {
+			b.WriteString(truncate(l.Name))
+		} else {
+			fmt.Fprintf(&b, "%q", truncate(l.Name))
+		}
+		fmt.Fprintf(&b, "=%q", truncate(l.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+const maxShown = 100
+
+func truncate(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,319 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// Config configures the ingester.
+type Config struct {
+	// Dir holds one TSDB directory per tenant.
+	Dir             string
+	BlockRange      time.Duration
+	Retention       time.Duration
+	MaxTenants      int
+	WALCompression  bool
+	ReopenParallel  int
+	MetadataSyncDur time.Duration
+}
+
+// RegisterFlags registers the ingester's flags. Dir is set by the caller from
+// -data.dir.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.BlockRange, "ingester.block-range", 2*time.Hour, "Time range of the TSDB blocks the ingester cuts from its head.")
+	fs.DurationVar(&c.Retention, "ingester.retention-period", 15*24*time.Hour, "How long the ingester keeps blocks on local disk.")
+	fs.IntVar(&c.MaxTenants, "ingester.max-tenants", 10000, "Maximum number of tenants one ingester holds open; pushes for further tenants are refused with 503.")
+	fs.BoolVar(&c.WALCompression, "ingester.wal-compression", true, "Compress the write-ahead log with snappy.")
+	fs.IntVar(&c.ReopenParallel, "ingester.reopen-concurrency", runtime.GOMAXPROCS(0), "How many tenant TSDBs are reopened (WAL replayed) at once on start.")
+	fs.DurationVar(&c.MetadataSyncDur, "ingester.metadata-sync-interval", time.Minute, "How often changed metric metadata is written to disk.")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("ingester directory is not set")
+	}
+	if c.BlockRange < time.Minute {
+		return fmt.Errorf("-ingester.block-range must be at least 1m, got %s", c.BlockRange)
+	}
+	if c.Retention < c.BlockRange {
+		return fmt.Errorf("-ingester.retention-period (%s) must be at least -ingester.block-range (%s)", c.Retention, c.BlockRange)
+	}
+	if c.MaxTenants <= 0 {
+		return fmt.Errorf("-ingester.max-tenants must be positive, got %d", c.MaxTenants)
+	}
+	return nil
+}
+
+// Errors the ingester returns; the HTTP layers map them to status codes.
+var (
+	// ErrTooManyTenants means the ingester holds -ingester.max-tenants
+	// tenants already. Retryable: another ingester may take the tenant.
+	ErrTooManyTenants = errors.New("too many tenants on this ingester")
+	// ErrClosed means the ingester is shutting down. Retryable.
+	ErrClosed = errors.New("ingester is shutting down")
+)
+
+// Ingester keeps one Prometheus TSDB per tenant.
+type Ingester struct {
+	cfg    Config
+	limits *limits.Overrides
+	logger *slog.Logger
+
+	mu      sync.RWMutex
+	tenants map[string]*tenant
+	closed  bool
+	ready   atomic.Bool
+
+	m metrics
+}
+
+type metrics struct {
+	tenants         prometheus.Gauge
+	appended        *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	exemplarsStored *prometheus.CounterVec
+	walReplay       prometheus.Histogram
+}
+
+// New returns an Ingester. It starts nothing: Run reopens the tenants found
+// on disk.
+func New(cfg Config, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create ingester directory: %w", err)
+	}
+	f := promauto.With(reg)
+	i := &Ingester{
+		cfg:     cfg,
+		limits:  lim,
+		logger:  logger,
+		tenants: map[string]*tenant{},
+		m: metrics{
+			tenants: f.NewGauge(prometheus.GaugeOpts{
+				Name: "fluxpulse_ingester_tenants", Help: "Tenants with an open TSDB on this ingester."}),
+			appended: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_samples_appended_total", Help: "Samples (floats and histograms) stored per tenant."}, []string{"tenant"}),
+			rejected: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_samples_rejected_total", Help: "Samples refused by the TSDB per tenant and reason."}, []string{"tenant", "reason"}),
+			exemplarsStored: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_exemplars_appended_total", Help: "Exemplars stored per tenant."}, []string{"tenant"}),
+			walReplay: f.NewHistogram(prometheus.HistogramOpts{
+				Name: "fluxpulse_ingester_tsdb_open_duration_seconds", Help: "Time to open a tenant's TSDB, WAL replay included.",
+				Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}),
+		},
+	}
+	if reg != nil {
+		reg.MustRegister(&seriesCollector{i: i})
+	}
+	return i, nil
+}
+
+// Ready reports whether every tenant found on disk has been reopened.
+func (i *Ingester) Ready() bool { return i.ready.Load() }
+
+// Run reopens every tenant TSDB found on disk, in parallel, then writes
+// changed metadata to disk periodically until ctx ends.
+func (i *Ingester) Run(ctx context.Context) error {
+	if err := i.reopenAll(ctx); err != nil {
+		return err
+	}
+	i.ready.Store(true)
+	t := time.NewTicker(i.cfg.MetadataSyncDur)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			for _, tn := range i.openTenants() {
+				if err := tn.meta.sync(); err != nil {
+					i.logger.Warn("write metadata", "tenant", tn.id, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (i *Ingester) reopenAll(ctx context.Context) error {
+	entries, err := os.ReadDir(i.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	start := time.Now()
+	sem := make(chan struct{}, max(1, i.cfg.ReopenParallel))
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(entries))
+		n    int
+	)
+	for k, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if err := tenantauth.ValidateID(e.Name()); err != nil {
+			i.logger.Warn("ignoring directory that is not a tenant", "dir", e.Name(), "err", err)
+			continue
+		}
+		n++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if _, err := i.tenant(e.Name(), true); err != nil {
+				errs[k] = fmt.Errorf("reopen tenant %q: %w", e.Name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	i.logger.Info("reopened tenants", "tenants", n, "duration", time.Since(start))
+	return nil
+}
+
+// tenant returns the tenant's open TSDB. With create, a missing TSDB is
+// opened or created; without, nil is returned for a tenant with no data here.
+func (i *Ingester) tenant(id string, create bool) (*tenant, error) {
+	i.mu.RLock()
+	t, ok := i.tenants[id]
+	closed := i.closed
+	i.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		if !create && !i.onDisk(id) {
+			return nil, nil
+		}
+		i.mu.Lock()
+		if i.closed {
+			i.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if t, ok = i.tenants[id]; !ok {
+			if len(i.tenants) >= i.cfg.MaxTenants {
+				i.mu.Unlock()
+				return nil, fmt.Errorf("%w: the limit is %d (-ingester.max-tenants)", ErrTooManyTenants, i.cfg.MaxTenants)
+			}
+			t = &tenant{id: id, opened: make(chan struct{})}
+			i.tenants[id] = t
+			i.m.tenants.Set(float64(len(i.tenants)))
+			// Open outside the lock: WAL replay can take long, and other
+			// tenants must not wait for it.
+			go i.open(t)
+		}
+		i.mu.Unlock()
+	}
+	<-t.opened
+	if t.openErr != nil {
+		return nil, t.openErr
+	}
+	return t, nil
+}
+
+func (i *Ingester) onDisk(id string) bool {
+	if tenantauth.ValidateID(id) != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(i.cfg.Dir, id))
+	return err == nil
+}
+
+func (i *Ingester) open(t *tenant) {
+	defer close(t.opened)
+	start := time.Now()
+	t.openErr = t.openTSDB(i.cfg, i.limits.Limits(t.id), i.logger.With("tenant", t.id))
+	i.m.walReplay.Observe(time.Since(start).Seconds())
+	if t.openErr != nil {
+		i.logger.Error("open tenant TSDB", "tenant", t.id, "err", t.openErr)
+		i.mu.Lock()
+		delete(i.tenants, t.id)
+		i.m.tenants.Set(float64(len(i.tenants)))
+		i.mu.Unlock()
+	}
+}
+
+func (i *Ingester) openTenants() []*tenant {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	out := make([]*tenant, 0, len(i.tenants))
+	for _, t := range i.tenants {
+		select {
+		case <-t.opened:
+			if t.openErr == nil {
+				out = append(out, t)
+			}
+		default:
+		}
+	}
+	return out
+}
+
+// Close closes every tenant TSDB cleanly, writing metadata first. Pushes and
+// queries must have stopped; Close is idempotent.
+func (i *Ingester) Close() error {
+	i.mu.Lock()
+	if i.closed {
+		i.mu.Unlock()
+		return nil
+	}
+	i.closed = true
+	ts := make([]*tenant, 0, len(i.tenants))
+	for _, t := range i.tenants {
+		ts = append(ts, t)
+	}
+	i.mu.Unlock()
+
+	var errs []error
+	for _, t := range ts {
+		<-t.opened
+		if t.openErr != nil {
+			continue
+		}
+		if err := t.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tenant %q: %w", t.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// seriesCollector reports the active series of each open tenant.
+type seriesCollector struct{ i *Ingester }
+
+var activeSeriesDesc = prometheus.NewDesc("fluxpulse_ingester_active_series",
+	"Series in the TSDB head of each tenant.", []string{"tenant"}, nil)
+
+func (c *seriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- activeSeriesDesc }
+
+func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.i.openTenants() {
+		ch <- prometheus.MustNewConstMetric(activeSeriesDesc, prometheus.GaugeValue, float64(t.db.Head().NumSeries()), t.id)
+	}
+}

@@ -1,0 +1,184 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
+)
+
+// Push appends a validated request to the tenant's TSDB and commits it, so
+// that a 2xx answer means the samples are in the WAL. Samples the TSDB
+// refuses (out of order, too old, duplicates) are recorded in the Result and
+// the rest is still stored; an error means nothing was stored and the sender
+// should retry.
+//
+// The series of req must have passed distributor validation: labels sorted,
+// unique, non-empty. Push does not keep req or any string in it.
+func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.Request) (remotewrite.Result, error) {
+	var res remotewrite.Result
+	t, err := i.tenant(tenantID, true)
+	if err != nil {
+		return res, err
+	}
+	lim := i.limits.Limits(tenantID)
+	_, _, nex := req.Counts()
+	if err := t.applyLimits(lim, nex > 0 && lim.MaxExemplars > 0); err != nil {
+		return res, err
+	}
+
+	app := t.db.AppenderV2(ctx)
+	exApp, ok := app.(storage.ExemplarAppenderV2)
+	if !ok {
+		_ = app.Rollback()
+		return res, fmt.Errorf("BUG: TSDB appender %T does not append exemplars", app)
+	}
+	p := pusher{app: exApp, lim: lim, res: &res, b: labels.NewScratchBuilder(16)}
+	for k := range req.Series {
+		if err := p.series(&req.Series[k], t.meta); err != nil {
+			_ = app.Rollback()
+			return remotewrite.Result{}, err
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return remotewrite.Result{}, fmt.Errorf("commit to TSDB of tenant %q: %w", tenantID, err)
+	}
+	for _, m := range req.Metadata {
+		t.meta.add(m.FamilyName, metadata.Metadata{Type: m.Type, Help: m.Help, Unit: m.Unit}, lim.MaxMetadataPerMetric)
+	}
+	i.m.appended.WithLabelValues(tenantID).Add(float64(res.Samples + res.Histograms))
+	if res.Exemplars > 0 {
+		i.m.exemplarsStored.WithLabelValues(tenantID).Add(float64(res.Exemplars))
+	}
+	for reason, n := range p.rejects {
+		i.m.rejected.WithLabelValues(tenantID, reason).Add(float64(n))
+	}
+	return res, nil
+}
+
+// pusher appends the series of one request through one appender.
+type pusher struct {
+	app     storage.ExemplarAppenderV2
+	lim     limits.Limits
+	res     *remotewrite.Result
+	b       labels.ScratchBuilder
+	exs     []exemplar.Exemplar
+	rejects map[string]int
+}
+
+func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
+	p.b.Reset()
+	for _, l := range s.Labels {
+		p.b.Add(l.Name, l.Value)
+	}
+	ls := p.b.Labels() // copies: nothing of the request body is kept
+	var ref storage.SeriesRef
+	for _, smp := range s.Samples {
+		r, err := p.app.Append(ref, ls, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
+		if err := p.appendErr(err, ls, smp.Timestamp); err != nil {
+			return err
+		}
+		if r != 0 {
+			ref = r
+		}
+		if err == nil {
+			p.res.Samples++
+		}
+	}
+	for _, h := range s.Histograms {
+		r, err := p.app.Append(ref, ls, h.StartTimestamp, h.Timestamp, 0, h.H, h.FH, storage.AOptions{})
+		if err := p.appendErr(err, ls, h.Timestamp); err != nil {
+			return err
+		}
+		if r != 0 {
+			ref = r
+		}
+		if err == nil {
+			p.res.Histograms++
+		}
+	}
+	if len(s.Exemplars) > 0 && ref != 0 && p.lim.MaxExemplars > 0 {
+		p.appendExemplars(ref, ls, s.Exemplars)
+	}
+	if !s.Metadata.IsEmpty() {
+		name := ls.Get(labels.MetricName)
+		meta.add(familyName(name, s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
+	}
+	return nil
+}
+
+// appendErr records a refused sample and returns nil, or returns the error
+// when it is a fault of the store rather than of the sample.
+func (p *pusher) appendErr(err error, ls labels.Labels, ts int64) error {
+	if err == nil || errors.Is(err, (*storage.AppendPartialError)(nil)) {
+		return nil
+	}
+	var reason, msg string
+	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		reason = "out_of_order"
+		if p.lim.OutOfOrderTimeWindow > 0 {
+			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample", at, ls)
+		} else {
+			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample and the out-of-order window is 0 (-%s)", at, ls, limits.FlagOutOfOrderTimeWindow)
+		}
+	case errors.Is(err, storage.ErrTooOldSample):
+		reason = "too_old"
+		msg = fmt.Sprintf("sample at %s for series %s is outside the out-of-order window of %s (-%s)", at, ls, p.lim.OutOfOrderTimeWindow, limits.FlagOutOfOrderTimeWindow)
+	case errors.Is(err, storage.ErrOutOfBounds):
+		reason = "out_of_bounds"
+		msg = fmt.Sprintf("sample at %s for series %s is older than the oldest time this ingester still accepts (the start of its head block)", at, ls)
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		reason = "duplicate_timestamp"
+		msg = fmt.Sprintf("sample at %s for series %s has a different value than the sample already stored for that timestamp", at, ls)
+	case isHistogramError(err):
+		reason = "invalid_histogram"
+		msg = fmt.Sprintf("invalid native histogram at %s for series %s: %v", at, ls, err)
+	default:
+		return err
+	}
+	if p.rejects == nil {
+		p.rejects = map[string]int{}
+	}
+	p.rejects[reason]++
+	p.res.Reject(0, 1, msg)
+	return nil
+}
+
+func isHistogramError(err error) bool {
+	_, ok := errors.AsType[histogram.Error](err)
+	return ok
+}
+
+func (p *pusher) appendExemplars(ref storage.SeriesRef, ls labels.Labels, in []remotewrite.Exemplar) {
+	p.exs = p.exs[:0]
+	for _, e := range in {
+		p.b.Reset()
+		for _, l := range e.Labels {
+			p.b.Add(l.Name, l.Value)
+		}
+		p.b.Sort()
+		p.exs = append(p.exs, exemplar.Exemplar{Labels: p.b.Labels(), Value: e.Value, Ts: e.Timestamp, HasTs: true})
+	}
+	slices.SortFunc(p.exs, exemplar.Compare)
+	_, err := p.app.AppendExemplars(ref, ls, p.exs)
+	failed := 0
+	if pe, ok := errors.AsType[*storage.AppendPartialError](err); ok {
+		failed = len(pe.ExemplarErrors)
+	} else if err != nil {
+		// Exemplars are best effort, as in Prometheus: never fail the push.
+		failed = len(p.exs)
+	}
+	p.res.Exemplars += max(0, len(p.exs)-failed)
+}

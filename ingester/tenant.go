@@ -1,0 +1,102 @@
+package ingester
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+)
+
+// exemplarsMarker is the file whose presence says the tenant has sent
+// exemplars, so its exemplar buffer is allocated on reopen and the exemplars
+// in the WAL are replayed into it.
+const exemplarsMarker = "exemplars-enabled"
+
+// tenant is one tenant's storage on this ingester.
+type tenant struct {
+	id      string
+	dir     string
+	opened  chan struct{} // closed once db is open or openErr is set
+	openErr error
+
+	db   *tsdb.DB
+	meta *metadataStore
+
+	cfgMu        sync.Mutex // serialises db.ApplyConfig
+	exemplarsOn  bool
+	oooWindow    time.Duration
+	maxExemplars int
+}
+
+func (t *tenant) openTSDB(cfg Config, lim limits.Limits, logger *slog.Logger) error {
+	t.dir = filepath.Join(cfg.Dir, t.id)
+	o := tsdb.DefaultOptions()
+	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
+	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
+	o.RetentionDuration = cfg.Retention.Milliseconds()
+	if cfg.WALCompression {
+		o.WALCompression = compression.Snappy
+	}
+	o.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
+	o.EnableExemplarStorage = true
+	if _, err := os.Stat(filepath.Join(t.dir, exemplarsMarker)); err == nil && lim.MaxExemplars > 0 {
+		o.MaxExemplars = int64(lim.MaxExemplars)
+		t.exemplarsOn = true
+	}
+	// Each tenant gets no registry: per-tenant copies of every TSDB metric
+	// would swamp /metrics. The ingester exports per-tenant figures itself.
+	db, err := tsdb.Open(t.dir, logger, nil, o, nil)
+	if err != nil {
+		return fmt.Errorf("open TSDB in %s: %w", t.dir, err)
+	}
+	t.db = db
+	t.oooWindow = lim.OutOfOrderTimeWindow
+	t.maxExemplars = int(o.MaxExemplars)
+	t.meta = newMetadataStore(filepath.Join(t.dir, "metadata.json"))
+	if err := t.meta.load(); err != nil {
+		logger.Warn("metadata not restored", "err", err)
+	}
+	return nil
+}
+
+// applyLimits brings the TSDB in line with the tenant's current limits: the
+// out-of-order window, and the exemplar buffer once exemplars arrive.
+func (t *tenant) applyLimits(lim limits.Limits, wantExemplars bool) error {
+	t.cfgMu.Lock()
+	defer t.cfgMu.Unlock()
+	maxEx := t.maxExemplars
+	if wantExemplars || t.exemplarsOn {
+		maxEx = lim.MaxExemplars
+	}
+	if lim.OutOfOrderTimeWindow == t.oooWindow && maxEx == t.maxExemplars {
+		return nil
+	}
+	if maxEx > 0 && !t.exemplarsOn {
+		if err := os.WriteFile(filepath.Join(t.dir, exemplarsMarker), nil, 0o640); err != nil {
+			return fmt.Errorf("mark exemplars enabled: %w", err)
+		}
+		t.exemplarsOn = true
+	}
+	c := config.DefaultConfig
+	c.StorageConfig.TSDBConfig = &config.TSDBConfig{OutOfOrderTimeWindow: lim.OutOfOrderTimeWindow.Milliseconds()}
+	c.StorageConfig.ExemplarsConfig = &config.ExemplarsConfig{MaxExemplars: int64(maxEx)}
+	if err := t.db.ApplyConfig(&c); err != nil {
+		return fmt.Errorf("apply tenant limits to TSDB: %w", err)
+	}
+	t.oooWindow = lim.OutOfOrderTimeWindow
+	t.maxExemplars = maxEx
+	return nil
+}
+
+func (t *tenant) close() error {
+	return errors.Join(t.meta.sync(), t.db.Close())
+}

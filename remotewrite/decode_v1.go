@@ -1,0 +1,318 @@
+package remotewrite
+
+import (
+	"fmt"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// DecodeV1 decodes a remote-write 1.0 WriteRequest (uncompressed protobuf)
+// into r, which must be empty. Strings in r alias body.
+func DecodeV1(r *Request, body []byte) error {
+	r.Version = V1
+	rd := reader{b: body}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return fmt.Errorf("decode write request: %w", err)
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireBytes); err != nil {
+				return fmt.Errorf("decode write request: %w", err)
+			}
+			b, err := rd.bytes()
+			if err != nil {
+				return fmt.Errorf("decode write request: time series %d: %w", len(r.Series), err)
+			}
+			if err := r.decodeSeriesV1(b); err != nil {
+				return fmt.Errorf("decode write request: time series %d: %w", len(r.Series), err)
+			}
+		case 3:
+			if err := expect(field, wire, wireBytes); err != nil {
+				return fmt.Errorf("decode write request: %w", err)
+			}
+			b, err := rd.bytes()
+			if err != nil {
+				return fmt.Errorf("decode write request: metadata %d: %w", len(r.Metadata), err)
+			}
+			m, err := decodeMetadataV1(b)
+			if err != nil {
+				return fmt.Errorf("decode write request: metadata %d: %w", len(r.Metadata), err)
+			}
+			r.Metadata = append(r.Metadata, m)
+		default:
+			if err := rd.skip(wire); err != nil {
+				return fmt.Errorf("decode write request: field %d: %w", field, err)
+			}
+		}
+	}
+	r.link()
+	return nil
+}
+
+func (r *Request) decodeSeriesV1(b []byte) error {
+	s := Series{
+		lbl: span{len(r.labels), len(r.labels)},
+		smp: span{len(r.samples), len(r.samples)},
+		exm: span{len(r.exemplars), len(r.exemplars)},
+		hst: span{len(r.hists), len(r.hists)},
+	}
+	rd := reader{b: b}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return err
+		}
+		if field >= 1 && field <= 4 {
+			if err := expect(field, wire, wireBytes); err != nil {
+				return err
+			}
+		}
+		switch field {
+		case 1:
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			l, err := decodeLabel(b)
+			if err != nil {
+				return fmt.Errorf("label %d: %w", len(r.labels)-s.lbl.start, err)
+			}
+			r.labels = append(r.labels, l)
+		case 2:
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			smp, err := decodeSample(b, V1)
+			if err != nil {
+				return fmt.Errorf("sample %d: %w", len(r.samples)-s.smp.start, err)
+			}
+			r.samples = append(r.samples, smp)
+		case 3:
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeExemplarV1(b); err != nil {
+				return fmt.Errorf("exemplar %d: %w", len(r.exemplars)-s.exm.start, err)
+			}
+		case 4:
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			var h prompb.Histogram
+			if err := h.Unmarshal(b); err != nil {
+				return fmt.Errorf("histogram %d: %w", len(r.hists)-s.hst.start, err)
+			}
+			hs := Histogram{Timestamp: h.Timestamp}
+			if h.IsFloatHistogram() {
+				hs.FH = h.ToFloatHistogram()
+			} else {
+				hs.H = h.ToIntHistogram()
+			}
+			r.hists = append(r.hists, hs)
+		default:
+			if err := rd.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	s.lbl.end, s.smp.end, s.exm.end, s.hst.end = len(r.labels), len(r.samples), len(r.exemplars), len(r.hists)
+	r.Series = append(r.Series, s)
+	return nil
+}
+
+func decodeLabel(b []byte) (labels.Label, error) {
+	var l labels.Label
+	rd := reader{b: b}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return l, err
+		}
+		switch field {
+		case 1, 2:
+			if err := expect(field, wire, wireBytes); err != nil {
+				return l, err
+			}
+			s, err := rd.str()
+			if err != nil {
+				return l, err
+			}
+			if field == 1 {
+				l.Name = s
+			} else {
+				l.Value = s
+			}
+		default:
+			if err := rd.skip(wire); err != nil {
+				return l, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// decodeSample decodes both the 1.0 and the 2.0 Sample message: 2.0 only
+// adds field 3, the start timestamp, which 1.0 skips as unknown.
+func decodeSample(b []byte, v Version) (Sample, error) {
+	var s Sample
+	rd := reader{b: b}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return s, err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireFixed64); err != nil {
+				return s, err
+			}
+			if s.Value, err = rd.double(); err != nil {
+				return s, err
+			}
+		case 2:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return s, err
+			}
+			if s.Timestamp, err = rd.int64(); err != nil {
+				return s, err
+			}
+		case 3:
+			if v != V2 {
+				if err := rd.skip(wire); err != nil {
+					return s, err
+				}
+				continue
+			}
+			if err := expect(field, wire, wireVarint); err != nil {
+				return s, err
+			}
+			if s.StartTimestamp, err = rd.int64(); err != nil {
+				return s, err
+			}
+		default:
+			if err := rd.skip(wire); err != nil {
+				return s, err
+			}
+		}
+	}
+	return s, nil
+}
+
+func (r *Request) decodeExemplarV1(b []byte) error {
+	e := Exemplar{lbl: span{len(r.exLabels), len(r.exLabels)}}
+	rd := reader{b: b}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireBytes); err != nil {
+				return err
+			}
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			l, err := decodeLabel(b)
+			if err != nil {
+				return err
+			}
+			r.exLabels = append(r.exLabels, l)
+		case 2:
+			if err := expect(field, wire, wireFixed64); err != nil {
+				return err
+			}
+			if e.Value, err = rd.double(); err != nil {
+				return err
+			}
+		case 3:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			if e.Timestamp, err = rd.int64(); err != nil {
+				return err
+			}
+		default:
+			if err := rd.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	e.lbl.end = len(r.exLabels)
+	r.exemplars = append(r.exemplars, e)
+	return nil
+}
+
+func decodeMetadataV1(b []byte) (Metadata, error) {
+	m := Metadata{Type: model.MetricTypeUnknown}
+	rd := reader{b: b}
+	for !rd.done() {
+		field, wire, err := rd.key()
+		if err != nil {
+			return m, err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return m, err
+			}
+			t, err := rd.varint()
+			if err != nil {
+				return m, err
+			}
+			m.Type = metricTypeV1(t)
+		case 2, 4, 5:
+			if err := expect(field, wire, wireBytes); err != nil {
+				return m, err
+			}
+			s, err := rd.str()
+			if err != nil {
+				return m, err
+			}
+			switch field {
+			case 2:
+				m.FamilyName = s
+			case 4:
+				m.Help = s
+			default:
+				m.Unit = s
+			}
+		default:
+			if err := rd.skip(wire); err != nil {
+				return m, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// metricTypeV1 maps the enum shared by both versions (1.0 MetricType and 2.0
+// Metadata.MetricType use the same numbers) to the Prometheus type name.
+func metricTypeV1(t uint64) model.MetricType {
+	switch t {
+	case 1:
+		return model.MetricTypeCounter
+	case 2:
+		return model.MetricTypeGauge
+	case 3:
+		return model.MetricTypeHistogram
+	case 4:
+		return model.MetricTypeGaugeHistogram
+	case 5:
+		return model.MetricTypeSummary
+	case 6:
+		return model.MetricTypeInfo
+	case 7:
+		return model.MetricTypeStateset
+	}
+	return model.MetricTypeUnknown
+}

@@ -1,0 +1,180 @@
+package remotewrite
+
+import (
+	"sync"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Version is the remote-write protocol version of a request.
+type Version int
+
+// The protocol versions FluxPulse accepts.
+const (
+	V1 Version = 1
+	V2 Version = 2
+)
+
+// String returns the name the remote-write specifications use.
+func (v Version) String() string {
+	switch v {
+	case V1:
+		return "remote write 1.0"
+	case V2:
+		return "remote write 2.0"
+	}
+	return "unknown remote write version"
+}
+
+// Request is one decoded remote-write request. Strings in it alias the body
+// it was decoded from; see the package documentation for their lifetime.
+type Request struct {
+	Version Version
+	Series  []Series
+	// Metadata is the family-level metadata of a 1.0 request. In a 2.0
+	// request metadata travels with each series instead.
+	Metadata []Metadata
+
+	// Backing arrays, kept across Reset so that decoding reuses them.
+	labels    []labels.Label
+	samples   []Sample
+	exemplars []Exemplar
+	exLabels  []labels.Label
+	hists     []Histogram
+	symbols   []string
+	spans     []span   // v2: raw time series messages, decoded after the symbols
+	refs      []uint32 // v2: label references of the series being decoded
+	exRefs    []uint32 // v2: label references of the exemplar being decoded
+}
+
+// Series is one time series of a request with everything sent for it.
+type Series struct {
+	// Labels as sent: the decoder neither sorts nor checks them.
+	Labels     []labels.Label
+	Samples    []Sample
+	Histograms []Histogram
+	Exemplars  []Exemplar
+	// Metadata is set only by 2.0 requests.
+	Metadata Metadata
+	// Err is set when the series cannot be used at all, for example when a
+	// 2.0 symbol reference is out of range. The other series of the request
+	// are still valid.
+	Err error
+
+	lbl, smp, exm, hst span
+}
+
+// Sample is one float sample.
+type Sample struct {
+	Timestamp      int64
+	StartTimestamp int64
+	Value          float64
+}
+
+// Histogram is one native histogram sample: exactly one of H and FH is set.
+type Histogram struct {
+	Timestamp      int64
+	StartTimestamp int64
+	H              *histogram.Histogram
+	FH             *histogram.FloatHistogram
+}
+
+// Exemplar is one exemplar with its own labels.
+type Exemplar struct {
+	Labels    []labels.Label
+	Value     float64
+	Timestamp int64
+
+	lbl span
+}
+
+// Metadata describes a metric family.
+type Metadata struct {
+	Type model.MetricType
+	// FamilyName is set only for 1.0 requests, where metadata is sent per family.
+	FamilyName string
+	Help       string
+	Unit       string
+}
+
+// IsEmpty reports whether nothing is known about the family.
+func (m Metadata) IsEmpty() bool {
+	return (m.Type == "" || m.Type == model.MetricTypeUnknown) && m.Help == "" && m.Unit == ""
+}
+
+type span struct{ start, end int }
+
+// Counts returns the number of float samples, histogram samples and exemplars
+// in the request.
+func (r *Request) Counts() (samples, histograms, exemplars int) {
+	for i := range r.Series {
+		s := &r.Series[i]
+		samples += len(s.Samples)
+		histograms += len(s.Histograms)
+		exemplars += len(s.Exemplars)
+	}
+	return samples, histograms, exemplars
+}
+
+// Reset empties the request and keeps its backing arrays for reuse.
+func (r *Request) Reset() {
+	clear(r.labels)
+	clear(r.exLabels)
+	clear(r.symbols)
+	clear(r.hists)
+	for i := range r.Series {
+		r.Series[i] = Series{}
+	}
+	clear(r.Metadata)
+	*r = Request{
+		Series:    r.Series[:0],
+		Metadata:  r.Metadata[:0],
+		labels:    r.labels[:0],
+		samples:   r.samples[:0],
+		exemplars: r.exemplars[:0],
+		exLabels:  r.exLabels[:0],
+		hists:     r.hists[:0],
+		symbols:   r.symbols[:0],
+		spans:     r.spans[:0],
+		refs:      r.refs[:0],
+		exRefs:    r.exRefs[:0],
+	}
+}
+
+// link points each series and exemplar at its part of the backing arrays,
+// which may have moved while they grew during decoding.
+func (r *Request) link() {
+	for i := range r.exemplars {
+		e := &r.exemplars[i]
+		e.Labels = r.exLabels[e.lbl.start:e.lbl.end:e.lbl.end]
+	}
+	for i := range r.Series {
+		s := &r.Series[i]
+		s.Labels = r.labels[s.lbl.start:s.lbl.end:s.lbl.end]
+		s.Samples = r.samples[s.smp.start:s.smp.end:s.smp.end]
+		s.Exemplars = r.exemplars[s.exm.start:s.exm.end:s.exm.end]
+		s.Histograms = r.hists[s.hst.start:s.hst.end:s.hst.end]
+	}
+}
+
+var requestPool = sync.Pool{New: func() any { return new(Request) }}
+
+// maxPooledSeries keeps one outsized request from pinning its memory forever.
+const maxPooledSeries = 1 << 16
+
+// GetRequest returns an empty request from a pool. Return it with Release.
+func GetRequest() *Request {
+	return requestPool.Get().(*Request)
+}
+
+// Release resets r and returns it to the pool. r and every string decoded
+// into it must not be used afterwards.
+func Release(r *Request) {
+	if r == nil || cap(r.Series) > maxPooledSeries {
+		return
+	}
+	r.Reset()
+	requestPool.Put(r)
+}
