@@ -220,7 +220,7 @@ func TestRejections(t *testing.T) {
 			msg: []string{"value of 31 bytes for label \"a\", the limit is 30", "-validation.max-length-label-value"}},
 		{name: "sample in the future", body: encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{future}}), status: 400,
 			msg: []string{"too far in the future", "-validation.create-grace-period"}},
-		{name: "no samples", body: encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: good.Labels}}}), status: 400, msg: []string{"has no samples"}},
+		{name: "no samples", body: encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: good.Labels}}}), status: 400, msg: []string{"has no samples, histograms or exemplars"}},
 		{name: "v2 symbol out of range", contentType: ctV2, body: encodeV2(t, &writev2.Request{Symbols: []string{"", "__name__", "m"},
 			Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 5}, Samples: []writev2.Sample{{Value: 1, Timestamp: now}}}}}), status: 400,
 			msg: []string{"series 0: label reference 5 out of range of 3 symbols"}},
@@ -311,14 +311,17 @@ func TestV2WrittenHeaders(t *testing.T) {
 			Histograms: []writev2.Histogram{writev2.FromIntHistogram(0, now, h)}},
 		{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "bad", "x", "\xff"), nil),
 			Samples: []writev2.Sample{{Value: 1, Timestamp: now}}},
+		// Exemplars in a series of their own, as Prometheus sends them.
+		{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "a"), nil),
+			Exemplars: []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "y"), nil), Value: 1, Timestamp: now - 2}}},
 	}}
 	req.Symbols = st.Symbols()
 	r := e.post(t, "t", ctV2, "snappy", encodeV2(t, req))
-	if r.status != 400 || !strings.Contains(r.body, "rejected 1 of 3 series") {
-		t.Fatalf("status %d body %q, want 400 rejecting 1 of 3 series", r.status, r.body)
+	if r.status != 400 || !strings.Contains(r.body, "rejected 1 of 4 series") {
+		t.Fatalf("status %d body %q, want 400 rejecting 1 of 4 series", r.status, r.body)
 	}
-	if r.written != [3]string{"2", "1", "1"} {
-		t.Fatalf("written headers %v, want [2 1 1]", r.written)
+	if r.written != [3]string{"2", "1", "2"} {
+		t.Fatalf("written headers %v, want [2 1 2]", r.written)
 	}
 	// Resending the newest sample with the same value is not an error.
 	req.Timeseries = req.Timeseries[:1]

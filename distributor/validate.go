@@ -46,7 +46,7 @@ func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
 				seriesString(s.Labels), v.lim.MaxMetadataLength, limits.FlagMaxMetadataLength))
 			s.Metadata = remotewrite.Metadata{}
 		}
-		if len(s.Samples)+len(s.Histograms) == 0 {
+		if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
 			continue
 		}
 		kept = append(kept, s)
@@ -92,8 +92,10 @@ func (v validator) series(s *remotewrite.Series, index int) string {
 	if !v.scheme.IsValidMetricName(name) {
 		return fmt.Sprintf("series %s has an invalid metric name %q under the %s name validation scheme (-%s)", seriesString(ls), truncate(name), v.scheme, limits.FlagNameValidationScheme)
 	}
-	if len(s.Samples)+len(s.Histograms) == 0 {
-		return fmt.Sprintf("series %s has no samples", seriesString(ls))
+	// Senders put exemplars in series of their own, without samples
+	// (Prometheus does, in both protocols).
+	if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
+		return fmt.Sprintf("series %s has no samples, histograms or exemplars", seriesString(ls))
 	}
 	// Drop empty values only now that order and uniqueness are checked.
 	kept := ls[:0]

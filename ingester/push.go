@@ -107,7 +107,9 @@ func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
 			p.res.Histograms++
 		}
 	}
-	if len(s.Exemplars) > 0 && ref != 0 && p.lim.MaxExemplars > 0 {
+	// Exemplars may come in a series of their own; they attach to a series
+	// that exists already, here or from an earlier request.
+	if len(s.Exemplars) > 0 && p.lim.MaxExemplars > 0 {
 		p.appendExemplars(ref, ls, s.Exemplars)
 	}
 	if !s.Metadata.IsEmpty() {
