@@ -10,9 +10,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/fluxpulse/fluxpulse/distributor"
-	"github.com/fluxpulse/fluxpulse/ingester"
-	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/loadgen"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -35,24 +32,7 @@ func BenchmarkPush(b *testing.B) {
 }
 
 func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte) {
-	var lim limits.Limits
-	var dcfg distributor.Config
-	var icfg ingester.Config
-	fs := newFlagSet()
-	lim.RegisterFlags(fs)
-	dcfg.RegisterFlags(fs)
-	icfg.RegisterFlags(fs)
-	icfg.Dir = b.TempDir()
-	ov := limits.NewOverrides(lim)
-	ing, err := ingester.New(icfg, ov, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ing.Close()
-	d, err := distributor.New(dcfg, ing, ov, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, _, _ := newDistributor(b, nil)
 
 	const perRequest = 2000
 	series := loadgen.Fleet(loadgen.DefaultHost, 40, "bench") // 5,160 series

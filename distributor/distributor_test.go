@@ -37,14 +37,14 @@ type env struct {
 	ing *ingester.Ingester
 }
 
-func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
-
-func newEnv(t *testing.T, mod func(*limits.Limits, *distributor.Config)) *env {
+// newDistributor returns a distributor over a real ingester in a temporary
+// directory, with default flags changed by mod.
+func newDistributor(t testing.TB, mod func(*limits.Limits, *distributor.Config)) (*distributor.Distributor, *ingester.Ingester, string) {
 	t.Helper()
 	var lim limits.Limits
 	var dcfg distributor.Config
 	var icfg ingester.Config
-	fs := newFlagSet()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	lim.RegisterFlags(fs)
 	dcfg.RegisterFlags(fs)
 	icfg.RegisterFlags(fs)
@@ -62,13 +62,19 @@ func newEnv(t *testing.T, mod func(*limits.Limits, *distributor.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d, ing, icfg.Dir
+}
+
+func newEnv(t *testing.T, mod func(*limits.Limits, *distributor.Config)) *env {
+	t.Helper()
+	d, ing, dir := newDistributor(t, mod)
 	auth, err := tenantauth.New(tenantauth.Config{Mode: "header"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, d))
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, dir: icfg.Dir, ing: ing}
+	return &env{url: srv.URL, dir: dir, ing: ing}
 }
 
 const (

@@ -10,9 +10,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/fluxpulse/fluxpulse/distributor"
-	"github.com/fluxpulse/fluxpulse/ingester"
-	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/loadgen"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -31,24 +28,7 @@ func FuzzPush(f *testing.F) {
 	}
 	f.Add(mustMarshal(f, &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{MetricFamilyName: "x", Help: "h"}}}), false)
 
-	var lim limits.Limits
-	var dcfg distributor.Config
-	var icfg ingester.Config
-	fs := newFlagSet()
-	lim.RegisterFlags(fs)
-	dcfg.RegisterFlags(fs)
-	icfg.RegisterFlags(fs)
-	icfg.Dir = f.TempDir()
-	ov := limits.NewOverrides(lim)
-	ing, err := ingester.New(icfg, ov, nil, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = ing.Close() })
-	d, err := distributor.New(dcfg, ing, ov, nil, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	d, _, _ := newDistributor(f, nil)
 	ctx := tenantauth.With(f.Context(), "fuzz", "fuzz")
 
 	f.Fuzz(func(t *testing.T, raw []byte, v2 bool) {

@@ -1,0 +1,78 @@
+package tenantauth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestValidateID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"team-a", true}, {"A_b.c*d'e(f)!", true}, {strings.Repeat("x", 150), true},
+		{"", false}, {".", false}, {"..", false}, {strings.Repeat("x", 151), false},
+		{"a/b", false}, {"a b", false}, {"a|b", false}, {"ü", false}, {"a\x00", false}, {"../x", false},
+	} {
+		if err := ValidateID(tc.id); (err == nil) != tc.ok {
+			t.Errorf("ValidateID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+	}
+}
+
+func TestParseIDs(t *testing.T) {
+	ids, err := ParseIDs("b|a|b")
+	if err != nil || strings.Join(ids, ",") != "a,b" {
+		t.Fatalf("ParseIDs = %v, %v; want sorted unique [a b]", ids, err)
+	}
+	if _, err := ParseIDs("a||b"); err == nil {
+		t.Fatal("empty tenant between separators accepted")
+	}
+	if _, err := ParseIDs(strings.Repeat("a|", MaxFederatedTenants) + "a"); err == nil {
+		t.Fatal("too many tenants accepted")
+	}
+}
+
+func TestHeaderMiddleware(t *testing.T) {
+	a, err := New(Config{Mode: "header"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	h := func(scope Scope) http.Handler {
+		return a.Middleware(scope, PlainError, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen, _ = Tenants(r.Context())
+			if Actor(r.Context()) != "header" {
+				t.Errorf("actor %q", Actor(r.Context()))
+			}
+		}))
+	}
+	for _, tc := range []struct {
+		header string
+		scope  Scope
+		status int
+		want   string
+	}{
+		{"", ScopeRead, 401, ""},
+		{"a", ScopeWrite, 200, "a"},
+		{"a|b", ScopeRead, 200, "a,b"},
+		{"a|b", ScopeWrite, 400, ""},
+		{"../etc", ScopeRead, 400, ""},
+	} {
+		seen = nil
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.header != "" {
+			r.Header.Set(OrgIDHeader, tc.header)
+		}
+		w := httptest.NewRecorder()
+		h(tc.scope).ServeHTTP(w, r)
+		if w.Code != tc.status || strings.Join(seen, ",") != tc.want {
+			t.Errorf("%q %s: %d %v, want %d %q (%s)", tc.header, tc.scope, w.Code, seen, tc.status, tc.want, w.Body)
+		}
+	}
+	if _, err := New(Config{Mode: "nonsense"}); err == nil {
+		t.Error("unknown mode accepted")
+	}
+}
