@@ -231,7 +231,10 @@ func (k *Keyring) create(ctx context.Context, tenant string, tk *tenantKeys) (Da
 	id := newDataKeyID(now)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	mk := k.kf.Current()
+	mk, err := k.kf.Current()
+	if err != nil {
+		return DataKeyID{}, nil, err
+	}
 	b, err := wrapDataKey(mk, tenant, id, key)
 	if err != nil {
 		return DataKeyID{}, nil, err
@@ -305,8 +308,11 @@ type RewrapStats struct {
 // after a failure: keys already re-wrapped are skipped.
 func (k *Keyring) RewrapAll(ctx context.Context) (RewrapStats, error) {
 	var st RewrapStats
-	cur := k.kf.Current()
-	err := k.bkt.Iter(ctx, "", bucket.IterOptions{}, func(dir string) error {
+	cur, err := k.kf.Current()
+	if err != nil {
+		return st, err
+	}
+	err = k.bkt.Iter(ctx, "", bucket.IterOptions{}, func(dir string) error {
 		tenant := strings.TrimSuffix(dir, "/")
 		if !strings.HasSuffix(dir, "/") || tenantauth.ValidateID(tenant) != nil {
 			return nil

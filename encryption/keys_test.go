@@ -34,8 +34,8 @@ func TestKeyFilePermissions(t *testing.T) {
 		t.Errorf("new key directory has mode %#o, want 0700", di.Mode().Perm())
 	}
 	again, err := encryption.LoadOrCreate(path)
-	if err != nil || again.Current().ID != kf.Current().ID {
-		t.Fatalf("reloading gave key %v, %v; want the same key %s", again.Current().ID, err, kf.Current().ID)
+	if err != nil || currentID(t, again) != currentID(t, kf) {
+		t.Fatalf("reloading gave key %v, %v; want the same key %s", currentID(t, again), err, currentID(t, kf))
 	}
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
 		if err := os.Chmod(path, mode); err != nil {
@@ -46,6 +46,15 @@ func TestKeyFilePermissions(t *testing.T) {
 			t.Errorf("mode %#o: err %v, want a refusal telling to chmod 600", mode, err)
 		}
 	}
+}
+
+func currentID(t *testing.T, kf *encryption.KeyFile) string {
+	t.Helper()
+	mk, err := kf.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mk.ID
 }
 
 func TestKeyFileInvalid(t *testing.T) {
@@ -81,7 +90,12 @@ func TestKeyFileCreatedOnceByConcurrentStarts(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			ids[i] = kf.Current().ID
+			mk, err := kf.Current()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = mk.ID
 		})
 	}
 	wg.Wait()

@@ -35,6 +35,10 @@ type masterKeyJSON struct {
 	Key     []byte    `json:"key"` // 32 bytes, base64 in JSON
 }
 
+// currentReload is how old the loaded key file may be when the current
+// key is asked for.
+const currentReload = time.Minute
+
 // KeyFile holds the master keys of a key file: one current key, which wraps
 // new and re-wrapped data keys, and older keys that still unwrap data keys
 // not yet re-wrapped. It is safe for concurrent use. A lookup of a key ID it
@@ -144,12 +148,19 @@ func (doc keyFileJSON) validate() ([]MasterKey, error) {
 // Path returns the file's path.
 func (kf *KeyFile) Path() string { return kf.path }
 
-// Current returns the master key that wraps data keys.
-func (kf *KeyFile) Current() MasterKey {
+// Current returns the master key that wraps data keys. It rereads the file
+// if it was last read more than a minute ago, so that a server wraps new
+// data keys with the key that a rotation by another process made current.
+func (kf *KeyFile) Current() (MasterKey, error) {
 	kf.mu.Lock()
 	defer kf.mu.Unlock()
+	if time.Since(kf.lastReload) >= currentReload {
+		if err := kf.reload(); err != nil {
+			return MasterKey{}, err
+		}
+	}
 	k, _ := kf.lookup(kf.current)
-	return k
+	return k, nil
 }
 
 // IDs returns the IDs of all master keys, oldest first as in the file.

@@ -7,7 +7,7 @@ import (
 )
 
 // readBytes sums fluxpulse_bucket_read_bytes_total over operations.
-func readBytes(t *testing.T, reg *prometheus.Registry) int64 {
+func readBytes(t testing.TB, reg *prometheus.Registry) int64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
