@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/loadgen"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -32,7 +34,7 @@ func BenchmarkPush(b *testing.B) {
 }
 
 func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte) {
-	d, _, _ := newDistributor(b, nil)
+	d, _, _ := newDistributor(b, func(l *limits.Limits, _ *distributor.Config) { l.IngestionRate = 0 })
 
 	const perRequest = 2000
 	series := loadgen.Fleet(loadgen.DefaultHost, 40, "bench") // 5,160 series

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -68,13 +69,15 @@ type Distributor struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	bufs sync.Pool // *[]byte, for compressed and decompressed bodies
+	bufs  sync.Pool // *[]byte, for compressed and decompressed bodies
+	rates rateLimiters
 
-	received   *prometheus.CounterVec
-	recvBytes  *prometheus.CounterVec
-	discarded  *prometheus.CounterVec
-	requests   *prometheus.CounterVec
-	reqSeconds prometheus.Histogram
+	received    *prometheus.CounterVec
+	recvBytes   *prometheus.CounterVec
+	discarded   *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+	reqSeconds  prometheus.Histogram
 }
 
 // New returns a Distributor.
@@ -95,6 +98,8 @@ func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg p
 			Name: "fluxpulse_distributor_received_bytes_total", Help: "Compressed remote-write bytes received per tenant."}, []string{"tenant"}),
 		discarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_discarded_samples_total", Help: "Samples refused per tenant, by validation or by the store."}, []string{"tenant"}),
+		rateLimited: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_rate_limited_samples_total", Help: "Samples refused with 429 by the per-tenant ingestion rate limit."}, []string{"tenant"}),
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_requests_total", Help: "Remote-write requests by protocol version and status code."}, []string{"version", "code"}),
 		reqSeconds: f.NewHistogram(prometheus.HistogramOpts{
@@ -200,6 +205,9 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 		return fail(ver, &httpError{http.StatusBadRequest, fmt.Sprintf("%s body is not a valid protobuf message: %v", ver, err)})
 	}
 
+	if err := d.checkRate(w, tenant, req); err != nil {
+		return fail(ver, err)
+	}
 	total := len(req.Series)
 	res, err := d.push(r.Context(), tenant, req)
 	if ver == remotewrite.V2 {
@@ -217,6 +225,29 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return ver, http.StatusNoContent
+}
+
+// checkRate applies the tenant's ingestion rate limit to the whole request:
+// it is stored whole or refused whole.
+func (d *Distributor) checkRate(w http.ResponseWriter, tenant string, req *remotewrite.Request) error {
+	lim := d.limits.Limits(tenant)
+	if lim.IngestionRate <= 0 {
+		return nil
+	}
+	ns, nh, _ := req.Counts()
+	n := ns + nh
+	if n > lim.IngestionBurstSize {
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("request has %d samples, more than the ingestion burst size of %d (%s): send smaller requests",
+			n, lim.IngestionBurstSize, limits.Source(limits.FlagIngestionBurstSize))}
+	}
+	wait := d.rates.reserve(tenant, d.now(), lim.IngestionRate, lim.IngestionBurstSize, n)
+	if wait == 0 {
+		return nil
+	}
+	d.rateLimited.WithLabelValues(tenant).Add(float64(n))
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	return &httpError{http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s with a burst of %d reached (%s; %s); the request of %d samples was not stored, retry later",
+		lim.IngestionRate, lim.IngestionBurstSize, limits.Source(limits.FlagIngestionRate), limits.Source(limits.FlagIngestionBurstSize), n)}
 }
 
 // push validates req and stores what passes. The result counts both.

@@ -275,9 +275,9 @@ func TestOutOfOrder(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"no window", 0, time.Minute, 400, "out-of-order window is 0 (-ingester.out-of-order-time-window)"},
+		{"no window", 0, time.Minute, 400, "out-of-order window is 0 (-ingester.out-of-order-time-window"},
 		{"inside window", 30 * time.Minute, time.Minute, 204, ""},
-		{"outside window", 30 * time.Minute, time.Hour, 400, "outside the out-of-order window of 30m0s (-ingester.out-of-order-time-window)"},
+		{"outside window", 30 * time.Minute, time.Hour, 400, "outside the out-of-order window of 30m0s (-ingester.out-of-order-time-window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, func(l *limits.Limits, _ *distributor.Config) { l.OutOfOrderTimeWindow = tc.window })

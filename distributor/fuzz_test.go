@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/loadgen"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -28,7 +30,7 @@ func FuzzPush(f *testing.F) {
 	}
 	f.Add(mustMarshal(f, &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{MetricFamilyName: "x", Help: "h"}}}), false)
 
-	d, _, _ := newDistributor(f, nil)
+	d, _, _ := newDistributor(f, func(l *limits.Limits, _ *distributor.Config) { l.IngestionRate = 0 })
 	ctx := tenantauth.With(f.Context(), "fuzz", "fuzz")
 
 	f.Fuzz(func(t *testing.T, raw []byte, v2 bool) {

@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,11 +18,15 @@ import (
 type validator struct {
 	lim     limits.Limits
 	scheme  model.ValidationScheme
+	minTime int64 // oldest acceptable timestamp, in milliseconds
 	maxTime int64 // newest acceptable timestamp, in milliseconds
 }
 
 func newValidator(lim limits.Limits, now time.Time) validator {
-	v := validator{lim: lim, scheme: model.UTF8Validation, maxTime: now.Add(lim.CreationGracePeriod).UnixMilli()}
+	v := validator{lim: lim, scheme: model.UTF8Validation, minTime: math.MinInt64, maxTime: now.Add(lim.CreationGracePeriod).UnixMilli()}
+	if lim.MaxSampleAge > 0 {
+		v.minTime = now.Add(-lim.MaxSampleAge).UnixMilli()
+	}
 	if lim.NameValidationScheme == "legacy" {
 		v.scheme = model.LegacyValidation
 	}
@@ -40,10 +45,10 @@ func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
 			res.Reject(1, len(s.Samples)+len(s.Histograms), msg)
 			continue
 		}
-		v.futureSamples(&s, res)
+		v.sampleTimes(&s, res)
 		if !v.metadata(s.Metadata) {
-			res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (-%s) or not valid UTF-8",
-				seriesString(s.Labels), v.lim.MaxMetadataLength, limits.FlagMaxMetadataLength))
+			res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (%s) or not valid UTF-8",
+				seriesString(s.Labels), v.lim.MaxMetadataLength, limits.Source(limits.FlagMaxMetadataLength)))
 			s.Metadata = remotewrite.Metadata{}
 		}
 		if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
@@ -56,8 +61,8 @@ func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
 	keptMeta := req.Metadata[:0]
 	for _, m := range req.Metadata {
 		if m.FamilyName == "" || !v.scheme.IsValidMetricName(m.FamilyName) || !v.metadata(m) || len(m.FamilyName) > v.lim.MaxMetadataLength {
-			res.Reject(0, 0, fmt.Sprintf("metadata for metric family %q dropped: the family name must be a valid metric name and name, help and unit at most %d bytes of UTF-8 (-%s)",
-				truncate(m.FamilyName), v.lim.MaxMetadataLength, limits.FlagMaxMetadataLength))
+			res.Reject(0, 0, fmt.Sprintf("metadata for metric family %q dropped: the family name must be a valid metric name and name, help and unit at most %d bytes of UTF-8 (%s)",
+				truncate(m.FamilyName), v.lim.MaxMetadataLength, limits.Source(limits.FlagMaxMetadataLength)))
 			continue
 		}
 		keptMeta = append(keptMeta, m)
@@ -75,7 +80,7 @@ func (v validator) series(s *remotewrite.Series, index int) string {
 		return fmt.Sprintf("series %d has no labels", index)
 	}
 	if n := v.lim.MaxLabelNamesPerSeries; n > 0 && len(ls) > n {
-		return fmt.Sprintf("series %s has %d labels, the limit is %d (-%s)", seriesString(ls), len(ls), n, limits.FlagMaxLabelNamesPerSeries)
+		return fmt.Sprintf("series %s has %d labels, the limit is %d (%s)", seriesString(ls), len(ls), n, limits.Source(limits.FlagMaxLabelNamesPerSeries))
 	}
 	name := ""
 	for k, l := range ls {
@@ -90,7 +95,7 @@ func (v validator) series(s *remotewrite.Series, index int) string {
 		return fmt.Sprintf("series %s has no metric name (the __name__ label is missing or empty)", seriesString(ls))
 	}
 	if !v.scheme.IsValidMetricName(name) {
-		return fmt.Sprintf("series %s has an invalid metric name %q under the %s name validation scheme (-%s)", seriesString(ls), truncate(name), v.scheme, limits.FlagNameValidationScheme)
+		return fmt.Sprintf("series %s has an invalid metric name %q under the %s name validation scheme (%s)", seriesString(ls), truncate(name), v.scheme, limits.Source(limits.FlagNameValidationScheme))
 	}
 	// Senders put exemplars in series of their own, without samples
 	// (Prometheus does, in both protocols).
@@ -117,13 +122,13 @@ func (v validator) label(ls []labels.Label, k int) string {
 	case !utf8.ValidString(l.Name):
 		return fmt.Sprintf("series %s has a label name that is not valid UTF-8: %q", seriesString(ls), truncate(l.Name))
 	case !v.scheme.IsValidLabelName(l.Name):
-		return fmt.Sprintf("series %s has an invalid label name %q under the %s name validation scheme (-%s)", seriesString(ls), truncate(l.Name), v.scheme, limits.FlagNameValidationScheme)
+		return fmt.Sprintf("series %s has an invalid label name %q under the %s name validation scheme (%s)", seriesString(ls), truncate(l.Name), v.scheme, limits.Source(limits.FlagNameValidationScheme))
 	case v.lim.MaxLabelNameLength > 0 && len(l.Name) > v.lim.MaxLabelNameLength:
-		return fmt.Sprintf("series %s has a label name of %d bytes (%q), the limit is %d (-%s)", seriesString(ls), len(l.Name), truncate(l.Name), v.lim.MaxLabelNameLength, limits.FlagMaxLabelNameLength)
+		return fmt.Sprintf("series %s has a label name of %d bytes (%q), the limit is %d (%s)", seriesString(ls), len(l.Name), truncate(l.Name), v.lim.MaxLabelNameLength, limits.Source(limits.FlagMaxLabelNameLength))
 	case !utf8.ValidString(l.Value):
 		return fmt.Sprintf("series %s has a value of label %q that is not valid UTF-8", seriesString(ls), l.Name)
 	case v.lim.MaxLabelValueLength > 0 && len(l.Value) > v.lim.MaxLabelValueLength:
-		return fmt.Sprintf("series %s has a value of %d bytes for label %q, the limit is %d (-%s)", seriesString(ls), len(l.Value), l.Name, v.lim.MaxLabelValueLength, limits.FlagMaxLabelValueLength)
+		return fmt.Sprintf("series %s has a value of %d bytes for label %q, the limit is %d (%s)", seriesString(ls), len(l.Value), l.Name, v.lim.MaxLabelValueLength, limits.Source(limits.FlagMaxLabelValueLength))
 	}
 	if k > 0 {
 		switch prev := ls[k-1].Name; {
@@ -136,11 +141,11 @@ func (v validator) label(ls []labels.Label, k int) string {
 	return ""
 }
 
-func (v validator) futureSamples(s *remotewrite.Series, res *remotewrite.Result) {
+// sampleTimes drops samples too far in the future or too old.
+func (v validator) sampleTimes(s *remotewrite.Series, res *remotewrite.Result) {
 	kept := s.Samples[:0]
 	for _, smp := range s.Samples {
-		if smp.Timestamp > v.maxTime {
-			v.rejectFuture(s.Labels, smp.Timestamp, res)
+		if v.badTime(s.Labels, smp.Timestamp, res) {
 			continue
 		}
 		kept = append(kept, smp)
@@ -148,8 +153,7 @@ func (v validator) futureSamples(s *remotewrite.Series, res *remotewrite.Result)
 	s.Samples = kept
 	keptH := s.Histograms[:0]
 	for _, h := range s.Histograms {
-		if h.Timestamp > v.maxTime {
-			v.rejectFuture(s.Labels, h.Timestamp, res)
+		if v.badTime(s.Labels, h.Timestamp, res) {
 			continue
 		}
 		keptH = append(keptH, h)
@@ -157,9 +161,19 @@ func (v validator) futureSamples(s *remotewrite.Series, res *remotewrite.Result)
 	s.Histograms = keptH
 }
 
-func (v validator) rejectFuture(ls []labels.Label, ts int64, res *remotewrite.Result) {
-	res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too far in the future: the limit is %s ahead of the server's clock (-%s)",
-		time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), seriesString(ls), v.lim.CreationGracePeriod, limits.FlagCreationGracePeriod))
+func (v validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result) bool {
+	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+	switch {
+	case ts > v.maxTime:
+		res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too far in the future: the limit is %s ahead of the server's clock (%s)",
+			at, seriesString(ls), v.lim.CreationGracePeriod, limits.Source(limits.FlagCreationGracePeriod)))
+	case ts < v.minTime:
+		res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too old: the limit is %s behind the server's clock (%s)",
+			at, seriesString(ls), v.lim.MaxSampleAge, limits.Source(limits.FlagMaxSampleAge)))
+	default:
+		return false
+	}
+	return true
 }
 
 func (v validator) metadata(m remotewrite.Metadata) bool {

@@ -249,7 +249,7 @@ func (i *Ingester) onDisk(id string) bool {
 func (i *Ingester) open(t *tenant) {
 	defer close(t.opened)
 	start := time.Now()
-	t.openErr = t.openTSDB(i.cfg, i.limits.Limits(t.id), i.logger.With("tenant", t.id))
+	t.openErr = t.openTSDB(i.cfg, i.limits, i.logger.With("tenant", t.id))
 	i.m.walReplay.Observe(time.Since(start).Seconds())
 	if t.openErr != nil {
 		i.logger.Error("open tenant TSDB", "tenant", t.id, "err", t.openErr)

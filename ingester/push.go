@@ -83,8 +83,14 @@ func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
 	}
 	ls := p.b.Labels() // copies: nothing of the request body is kept
 	var ref storage.SeriesRef
-	for _, smp := range s.Samples {
+	for k, smp := range s.Samples {
 		r, err := p.app.Append(ref, ls, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
+		if isSeriesLimitError(err) {
+			// The series does not exist and may not be created: refuse the
+			// rest of it at once rather than sample by sample.
+			p.rejectSeries(err, len(s.Samples)-k+len(s.Histograms))
+			return nil
+		}
 		if err := p.appendErr(err, ls, smp.Timestamp); err != nil {
 			return err
 		}
@@ -95,8 +101,12 @@ func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
 			p.res.Samples++
 		}
 	}
-	for _, h := range s.Histograms {
+	for k, h := range s.Histograms {
 		r, err := p.app.Append(ref, ls, h.StartTimestamp, h.Timestamp, 0, h.H, h.FH, storage.AOptions{})
+		if isSeriesLimitError(err) {
+			p.rejectSeries(err, len(s.Histograms)-k)
+			return nil
+		}
 		if err := p.appendErr(err, ls, h.Timestamp); err != nil {
 			return err
 		}
@@ -133,11 +143,11 @@ func (p *pusher) appendErr(err error, ls labels.Labels, ts int64) error {
 		if p.lim.OutOfOrderTimeWindow > 0 {
 			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample", at, ls)
 		} else {
-			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample and the out-of-order window is 0 (-%s)", at, ls, limits.FlagOutOfOrderTimeWindow)
+			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample and the out-of-order window is 0 (%s)", at, ls, limits.Source(limits.FlagOutOfOrderTimeWindow))
 		}
 	case errors.Is(err, storage.ErrTooOldSample):
 		reason = "too_old"
-		msg = fmt.Sprintf("sample at %s for series %s is outside the out-of-order window of %s (-%s)", at, ls, p.lim.OutOfOrderTimeWindow, limits.FlagOutOfOrderTimeWindow)
+		msg = fmt.Sprintf("sample at %s for series %s is outside the out-of-order window of %s (%s)", at, ls, p.lim.OutOfOrderTimeWindow, limits.Source(limits.FlagOutOfOrderTimeWindow))
 	case errors.Is(err, storage.ErrOutOfBounds):
 		reason = "out_of_bounds"
 		msg = fmt.Sprintf("sample at %s for series %s is older than the oldest time this ingester still accepts (the start of its head block)", at, ls)
@@ -156,6 +166,19 @@ func (p *pusher) appendErr(err error, ls labels.Labels, ts int64) error {
 	p.rejects[reason]++
 	p.res.Reject(0, 1, msg)
 	return nil
+}
+
+func (p *pusher) rejectSeries(err error, samples int) {
+	if p.rejects == nil {
+		p.rejects = map[string]int{}
+	}
+	p.rejects["series_limit"] += samples
+	p.res.Reject(1, samples, err.Error())
+}
+
+func isSeriesLimitError(err error) bool {
+	_, ok := errors.AsType[*seriesLimitError](err)
+	return ok
 }
 
 func isHistogramError(err error) bool {

@@ -28,8 +28,9 @@ type tenant struct {
 	opened  chan struct{} // closed once db is open or openErr is set
 	openErr error
 
-	db   *tsdb.DB
-	meta *metadataStore
+	db     *tsdb.DB
+	meta   *metadataStore
+	series *seriesLimiter
 
 	cfgMu        sync.Mutex // serialises db.ApplyConfig
 	exemplarsOn  bool
@@ -37,9 +38,12 @@ type tenant struct {
 	maxExemplars int
 }
 
-func (t *tenant) openTSDB(cfg Config, lim limits.Limits, logger *slog.Logger) error {
+func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger) error {
 	t.dir = filepath.Join(cfg.Dir, t.id)
+	lim := ov.Limits(t.id)
+	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })
 	o := tsdb.DefaultOptions()
+	o.SeriesLifecycleCallback = t.series
 	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
 	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
 	o.RetentionDuration = cfg.Retention.Milliseconds()
@@ -59,6 +63,7 @@ func (t *tenant) openTSDB(cfg Config, lim limits.Limits, logger *slog.Logger) er
 		return fmt.Errorf("open TSDB in %s: %w", t.dir, err)
 	}
 	t.db = db
+	t.series.enforcing.Store(true) // the WAL is replayed: limits apply from now on
 	t.oooWindow = lim.OutOfOrderTimeWindow
 	t.maxExemplars = int(o.MaxExemplars)
 	t.meta = newMetadataStore(filepath.Join(t.dir, "metadata.json"))

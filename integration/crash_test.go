@@ -85,7 +85,7 @@ func verify(t *testing.T, fp *fluxPulse, tenant string, ps []*pusher) {
 // kills FluxPulse with SIGKILL mid-stream, restarts it on the same data
 // directory and checks that every sample it acknowledged is there.
 func TestKill9LosesNoAcknowledgedSample(t *testing.T) {
-	fp := startFluxPulse(t)
+	fp := startFluxPulse(t, "-auth.mode=header", "-distributor.ingestion-rate-limit=0")
 	ps := newPushers(4, 300, time.Now().Add(-30*time.Minute))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -111,7 +111,7 @@ func TestKill9LosesNoAcknowledgedSample(t *testing.T) {
 // in flight: it must exit with status 0, say so, and keep every
 // acknowledged sample.
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
-	fp := startFluxPulse(t)
+	fp := startFluxPulse(t, "-auth.mode=header", "-distributor.ingestion-rate-limit=0")
 	ps := newPushers(2, 200, time.Now().Add(-30*time.Minute))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -72,7 +72,7 @@ var comparedQueries = []string{
 // exactly like the Prometheus that sent the data, that tenants never see
 // each other, and that a federated read sees both.
 func TestRemoteWriteFromPrometheus(t *testing.T) {
-	fp := startFluxPulse(t)
+	fp := startFluxPulse(t, "-auth.mode=header")
 	proms := make([]*prometheusProc, len(senders))
 	for k, s := range senders {
 		target := startTarget(t, "fp_only_"+s.name+"_total")

@@ -25,7 +25,21 @@ type Limits struct {
 	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
 
 	// Storage.
-	MaxExemplars int `yaml:"max_exemplars"`
+	MaxExemplars       int `yaml:"max_exemplars"`
+	MaxSeries          int `yaml:"max_series"`
+	MaxSeriesPerMetric int `yaml:"max_series_per_metric"`
+
+	// Ingestion rate, in samples (floats and histograms) per second.
+	IngestionRate      float64       `yaml:"ingestion_rate"`
+	IngestionBurstSize int           `yaml:"ingestion_burst_size"`
+	MaxSampleAge       time.Duration `yaml:"max_sample_age"`
+
+	// Queries.
+	MaxQueryLength            time.Duration `yaml:"max_query_length"`
+	MaxFetchedSamplesPerQuery int           `yaml:"max_fetched_samples_per_query"`
+	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
+	QueryTimeout              time.Duration `yaml:"query_timeout"`
+	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -39,7 +53,45 @@ const (
 	FlagCreationGracePeriod    = "validation.create-grace-period"
 	FlagOutOfOrderTimeWindow   = "ingester.out-of-order-time-window"
 	FlagMaxExemplars           = "ingester.max-exemplars"
+	FlagMaxSeries              = "ingester.max-series-per-tenant"
+	FlagMaxSeriesPerMetric     = "ingester.max-series-per-metric"
+	FlagIngestionRate          = "distributor.ingestion-rate-limit"
+	FlagIngestionBurstSize     = "distributor.ingestion-burst-size"
+	FlagMaxSampleAge           = "validation.max-sample-age"
+	FlagMaxQueryLength         = "querier.max-query-length"
+	FlagMaxFetchedSamples      = "querier.max-fetched-samples-per-query"
+	FlagMaxFetchedSeries       = "querier.max-fetched-series-per-query"
+	FlagQueryTimeout           = "querier.query-timeout"
+	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
 )
+
+// Source names the flag and the runtime-file key that set a limit, for
+// error messages: "(-flag, runtime key key)".
+func Source(flag string) string {
+	return fmt.Sprintf("-%s, or %s in the runtime file", flag, keys[flag])
+}
+
+var keys = map[string]string{
+	FlagMaxLabelNamesPerSeries: "max_label_names_per_series",
+	FlagMaxLabelNameLength:     "max_label_name_length",
+	FlagMaxLabelValueLength:    "max_label_value_length",
+	FlagNameValidationScheme:   "name_validation_scheme",
+	FlagMaxMetadataPerMetric:   "max_metadata_per_metric",
+	FlagMaxMetadataLength:      "max_metadata_length",
+	FlagCreationGracePeriod:    "creation_grace_period",
+	FlagOutOfOrderTimeWindow:   "out_of_order_time_window",
+	FlagMaxExemplars:           "max_exemplars",
+	FlagMaxSeries:              "max_series",
+	FlagMaxSeriesPerMetric:     "max_series_per_metric",
+	FlagIngestionRate:          "ingestion_rate",
+	FlagIngestionBurstSize:     "ingestion_burst_size",
+	FlagMaxSampleAge:           "max_sample_age",
+	FlagMaxQueryLength:         "max_query_length",
+	FlagMaxFetchedSamples:      "max_fetched_samples_per_query",
+	FlagMaxFetchedSeries:       "max_fetched_series_per_query",
+	FlagQueryTimeout:           "query_timeout",
+	FlagMaxConcurrentQueries:   "max_concurrent_queries",
+}
 
 // RegisterFlags registers the global defaults.
 func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
@@ -52,6 +104,16 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CreationGracePeriod, FlagCreationGracePeriod, 10*time.Minute, "How far in the future a sample's timestamp may be.")
 	fs.DurationVar(&l.OutOfOrderTimeWindow, FlagOutOfOrderTimeWindow, 0, "How far behind a series' newest sample an out-of-order sample is still accepted. 0 rejects every out-of-order sample.")
 	fs.IntVar(&l.MaxExemplars, FlagMaxExemplars, 10000, "Exemplars kept in memory per tenant (a ring buffer, allocated when the tenant first sends one). 0 disables exemplar storage.")
+	fs.IntVar(&l.MaxSeries, FlagMaxSeries, 150000, "Maximum active series per tenant in the ingester. 0 means unlimited.")
+	fs.IntVar(&l.MaxSeriesPerMetric, FlagMaxSeriesPerMetric, 0, "Maximum active series per metric name and tenant. 0 means unlimited.")
+	fs.Float64Var(&l.IngestionRate, FlagIngestionRate, 10000, "Samples per second a tenant may push, averaged over the burst. 0 means unlimited.")
+	fs.IntVar(&l.IngestionBurstSize, FlagIngestionBurstSize, 200000, "Samples a tenant may push at once above its rate.")
+	fs.DurationVar(&l.MaxSampleAge, FlagMaxSampleAge, 0, "Samples older than this are refused. 0 means no limit besides the ingester's own.")
+	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Maximum time range one query may read. 0 means unlimited.")
+	fs.IntVar(&l.MaxFetchedSamplesPerQuery, FlagMaxFetchedSamples, 0, "Maximum samples one query may read from storage. 0 means unlimited.")
+	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeries, 0, "Maximum series one query may read from storage. 0 means unlimited.")
+	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 2*time.Minute, "Maximum time one query of the tenant may run.")
+	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
 }
 
 // Validate checks the limits for consistency.
@@ -59,45 +121,63 @@ func (l Limits) Validate() error {
 	switch l.NameValidationScheme {
 	case "utf8", "legacy":
 	default:
-		return fmt.Errorf("-%s must be utf8 or legacy, got %q", FlagNameValidationScheme, l.NameValidationScheme)
+		return fmt.Errorf("%s must be utf8 or legacy, got %q", Source(FlagNameValidationScheme), l.NameValidationScheme)
 	}
 	if l.OutOfOrderTimeWindow < 0 {
-		return fmt.Errorf("-%s must not be negative, got %s", FlagOutOfOrderTimeWindow, l.OutOfOrderTimeWindow)
+		return fmt.Errorf("%s must not be negative, got %s", Source(FlagOutOfOrderTimeWindow), l.OutOfOrderTimeWindow)
 	}
-	if l.MaxExemplars < 0 {
-		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxExemplars, l.MaxExemplars)
+	for flag, v := range map[string]float64{
+		FlagMaxExemplars: float64(l.MaxExemplars), FlagMaxSeries: float64(l.MaxSeries), FlagMaxSeriesPerMetric: float64(l.MaxSeriesPerMetric),
+		FlagIngestionRate: l.IngestionRate, FlagIngestionBurstSize: float64(l.IngestionBurstSize), FlagMaxSampleAge: float64(l.MaxSampleAge),
+		FlagMaxQueryLength: float64(l.MaxQueryLength), FlagMaxFetchedSamples: float64(l.MaxFetchedSamplesPerQuery),
+		FlagMaxFetchedSeries: float64(l.MaxFetchedSeriesPerQuery), FlagQueryTimeout: float64(l.QueryTimeout),
+		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
+		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)
+		}
+	}
+	if l.IngestionRate > 0 && l.IngestionBurstSize <= 0 {
+		return fmt.Errorf("%s must be positive when an ingestion rate is set", Source(FlagIngestionBurstSize))
 	}
 	return nil
 }
 
 // Overrides answers the limits of each tenant: the defaults, replaced as a
-// whole by a tenant's override where one exists. It is safe for concurrent
-// use; SetOverrides swaps the overrides atomically.
+// whole by a tenant's limits where the tenant has its own. It is safe for
+// concurrent use; Set swaps everything atomically.
 type Overrides struct {
-	defaults  Limits
-	overrides atomic.Pointer[map[string]Limits]
+	cur atomic.Pointer[set]
+}
+
+type set struct {
+	defaults Limits
+	tenants  map[string]Limits
 }
 
 // NewOverrides returns Overrides with the given defaults and no per-tenant
-// overrides.
+// limits.
 func NewOverrides(defaults Limits) *Overrides {
-	o := &Overrides{defaults: defaults}
-	o.overrides.Store(&map[string]Limits{})
+	o := &Overrides{}
+	o.cur.Store(&set{defaults: defaults})
 	return o
 }
 
-// Defaults returns the global defaults.
-func (o *Overrides) Defaults() Limits { return o.defaults }
+// Defaults returns the defaults.
+func (o *Overrides) Defaults() Limits { return o.cur.Load().defaults }
 
 // Limits returns the limits of tenant.
 func (o *Overrides) Limits(tenant string) Limits {
-	if l, ok := (*o.overrides.Load())[tenant]; ok {
+	s := o.cur.Load()
+	if l, ok := s.tenants[tenant]; ok {
 		return l
 	}
-	return o.defaults
+	return s.defaults
 }
 
-// SetOverrides replaces every per-tenant override.
-func (o *Overrides) SetOverrides(m map[string]Limits) {
-	o.overrides.Store(&m)
+// Set replaces the defaults and every tenant's limits. Each entry of
+// tenants is complete, not a difference from the defaults.
+func (o *Overrides) Set(defaults Limits, tenants map[string]Limits) {
+	o.cur.Store(&set{defaults: defaults, tenants: tenants})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -65,10 +66,13 @@ type Querier struct {
 	cfg       Config
 	engine    *promql.Engine
 	queryable *Queryable
+	limits    *limits.Overrides
 	meta      MetadataSource
 	build     BuildInfo
 	logger    *slog.Logger
 	api       http.Handler
+	running   concurrency
+	observer  Observer
 }
 
 // New returns a Querier over the queryable.
@@ -89,7 +93,7 @@ func New(cfg Config, q *Queryable, meta MetadataSource, build BuildInfo, logger 
 		EnableNegativeOffset:     true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
-	qr := &Querier{cfg: cfg, engine: eng, queryable: q, meta: meta, build: build, logger: logger}
+	qr := &Querier{cfg: cfg, engine: eng, queryable: q, limits: q.limits, meta: meta, build: build, logger: logger}
 	api, err := qr.newAPI(reg)
 	if err != nil {
 		return nil, err
@@ -142,19 +146,23 @@ func (q *Querier) newAPI(reg prometheus.Registerer) (http.Handler, error) {
 // (admin, targets, status/config, …) is not exposed.
 var apiPaths = []string{"query", "query_range", "query_exemplars", "format_query", "parse_query", "labels", "series", "read"}
 
+// Observe sets the function told about every finished read request. Set it
+// before serving.
+func (q *Querier) Observe(o Observer) { q.observer = o }
+
 // Register adds the query API to mux, each route wrapped by auth (which puts
-// the tenants in the context).
+// the tenants in the context) and by the per-tenant query limits.
 func (q *Querier) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	for _, prefix := range []string{"", "/prometheus"} {
-		api := q.api
+		api := q.limit(q.api)
 		if prefix != "" {
-			api = http.StripPrefix(prefix, q.api)
+			api = http.StripPrefix(prefix, api)
 		}
 		for _, p := range apiPaths {
 			mux.Handle(prefix+"/api/v1/"+p, auth(api))
 		}
 		mux.Handle(prefix+"/api/v1/label/{name}/values", auth(api))
-		mux.Handle(prefix+"/api/v1/metadata", auth(http.HandlerFunc(q.metadata)))
+		mux.Handle(prefix+"/api/v1/metadata", auth(q.limit(http.HandlerFunc(q.metadata))))
 		mux.Handle(prefix+"/api/v1/status/buildinfo", http.HandlerFunc(q.buildInfo))
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -34,6 +36,8 @@ type ExemplarSource interface {
 // sources collapse into one) and, for a federated read, merges the tenants,
 // adding the __tenant_id__ label.
 type Queryable struct {
+	limits    *limits.Overrides
+	lookback  time.Duration
 	sources   []Source
 	exemplars ExemplarSource
 }
@@ -43,9 +47,11 @@ var (
 	_ storage.ExemplarQueryable       = (*Queryable)(nil)
 )
 
-// NewQueryable returns a Queryable over the given sources.
-func NewQueryable(ex ExemplarSource, sources ...Source) *Queryable {
-	return &Queryable{sources: sources, exemplars: ex}
+// NewQueryable returns a Queryable over the given sources, enforcing each
+// tenant's query limits (lookback is the engine's lookback delta, which
+// max_query_length allows on top).
+func NewQueryable(lim *limits.Overrides, lookback time.Duration, ex ExemplarSource, sources ...Source) *Queryable {
+	return &Queryable{limits: lim, lookback: lookback, sources: sources, exemplars: ex}
 }
 
 // Querier implements storage.Queryable.
@@ -67,13 +73,27 @@ func (q *Queryable) querier(ctx context.Context, mint, maxt int64) (storage.Quer
 	if err != nil {
 		return nil, err
 	}
+	stats := statsFrom(ctx)
+	if stats == nil {
+		stats = NewStats(ids)
+	}
 	per := make([]storage.Querier, 0, len(ids))
 	for _, id := range ids {
-		tq, err := q.tenantQuerier(id, mint, maxt)
+		lim := q.limits.Limits(id)
+		tmin, tmax, err := clampRange(id, lim, q.lookback, mint, maxt)
+		if err == nil {
+			var tq storage.Querier
+			if tq, err = q.tenantQuerier(id, tmin, tmax); err == nil {
+				ts := stats.Tenant(id)
+				if ts == nil {
+					ts = &TenantStats{}
+				}
+				per = append(per, &limitedQuerier{Querier: tq, tenant: id, lim: lim, stats: ts})
+			}
+		}
 		if err != nil {
 			return nil, errors.Join(err, closeAll(per))
 		}
-		per = append(per, tq)
 	}
 	if len(ids) == 1 {
 		return per[0], nil
@@ -103,9 +123,13 @@ func (q *Queryable) chunkQuerier(ctx context.Context, mint, maxt int64) (storage
 	}
 	per := make([]storage.ChunkQuerier, 0, len(ids))
 	for _, id := range ids {
+		tmin, tmax, err := clampRange(id, q.limits.Limits(id), q.lookback, mint, maxt)
+		if err != nil {
+			return nil, errors.Join(err, closeAll(per))
+		}
 		qs := make([]storage.ChunkQuerier, 0, len(q.sources))
 		for _, s := range q.sources {
-			sq, err := s.ChunkQuerier(id, mint, maxt)
+			sq, err := s.ChunkQuerier(id, tmin, tmax)
 			if err != nil {
 				return nil, errors.Join(err, closeAll(qs), closeAll(per))
 			}

@@ -3,6 +3,10 @@ package tenantauth
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Scope is what a request wants to do.
@@ -28,29 +32,90 @@ func (e *Error) Error() string { return e.Msg }
 
 // Config selects how tenants are decided.
 type Config struct {
-	// Mode is "header": trust X-Scope-OrgID, for deployments behind an
+	// Mode is "token" (the default): every request carries a token, as a
+	// bearer token or as the password of basic auth whose user is the
+	// tenant; or "header": trust X-Scope-OrgID, for deployments behind an
 	// authenticating proxy.
 	Mode string
 }
 
+// Failure describes a refused request for the audit log. It never holds a
+// secret: Actor is a token ID at most.
+type Failure struct {
+	Status int
+	Reason string
+	Actor  string
+	Tenant string
+	Scope  Scope
+}
+
 // Authenticator decides the tenants of requests.
 type Authenticator struct {
-	cfg Config
+	cfg       Config
+	idx       atomic.Pointer[index]
+	now       func() time.Time
+	onFailure func(*http.Request, Failure)
 }
 
-// New returns an Authenticator.
+// New returns an Authenticator. In token mode it accepts no token until
+// SetCredentials is called.
 func New(cfg Config) (*Authenticator, error) {
 	switch cfg.Mode {
-	case "header":
+	case "token", "header":
 	default:
-		return nil, fmt.Errorf("unknown authentication mode %q: the only mode is header", cfg.Mode)
+		return nil, fmt.Errorf("unknown authentication mode %q: use token or header (-auth.mode)", cfg.Mode)
 	}
-	return &Authenticator{cfg: cfg}, nil
+	a := &Authenticator{cfg: cfg, now: time.Now}
+	a.idx.Store(&index{byID: map[string]*entry{}, tenants: map[string]bool{}})
+	return a, nil
 }
 
-// Authenticate returns r's context carrying its tenants, or an *Error.
-// Write, rules and admin requests must name exactly one tenant.
+// Mode returns the authentication mode.
+func (a *Authenticator) Mode() string { return a.cfg.Mode }
+
+// SetCredentials replaces every accepted token at once: requests already
+// authenticated keep their decision, new ones see only c.
+func (a *Authenticator) SetCredentials(c Credentials) error {
+	ix, err := newIndex(c)
+	if err != nil {
+		return err
+	}
+	a.idx.Store(ix)
+	return nil
+}
+
+// OnFailure sets a function told about every refused request (for the
+// audit log). Set it before serving.
+func (a *Authenticator) OnFailure(f func(*http.Request, Failure)) { a.onFailure = f }
+
+// Authenticate returns r with its tenants and actor in the context, or an
+// *Error: 400 for a malformed tenant, 401 for missing, unknown, revoked or
+// expired credentials, 403 for a valid token without the scope or the
+// tenant. Write, rules and admin requests must name exactly one tenant.
 func (a *Authenticator) Authenticate(r *http.Request, scope Scope) (*http.Request, error) {
+	var (
+		actor = "header"
+		ids   []string
+		err   *Error
+	)
+	if a.cfg.Mode == "header" {
+		ids, err = a.headerTenants(r)
+	} else {
+		actor, ids, err = a.tokenTenants(r, scope)
+	}
+	if err == nil && len(ids) > 1 && scope != ScopeRead {
+		err = &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s names %d tenants; only reads may name several", OrgIDHeader, len(ids))}
+	}
+	if err != nil {
+		if a.onFailure != nil {
+			a.onFailure(r, Failure{Status: err.Status, Reason: err.Msg, Actor: actor, Tenant: r.Header.Get(OrgIDHeader), Scope: scope})
+		}
+		return nil, err
+	}
+	return r.WithContext(With(r.Context(), actor, ids...)), nil
+}
+
+func (a *Authenticator) headerTenants(r *http.Request) ([]string, *Error) {
 	h := r.Header.Get(OrgIDHeader)
 	if h == "" {
 		return nil, &Error{Status: http.StatusUnauthorized, Msg: "no tenant: set the " + OrgIDHeader + " header to the tenant ID"}
@@ -59,10 +124,54 @@ func (a *Authenticator) Authenticate(r *http.Request, scope Scope) (*http.Reques
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Msg: "invalid " + OrgIDHeader + " header: " + err.Error()}
 	}
-	if len(ids) > 1 && scope != ScopeRead {
-		return nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s names %d tenants; only reads may name several", OrgIDHeader, len(ids))}
+	return ids, nil
+}
+
+func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []string, *Error) {
+	user, token, basic := r.BasicAuth()
+	if !basic {
+		var ok bool
+		token, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			return "", nil, &Error{Status: http.StatusUnauthorized, Msg: "no credentials: send Authorization: Bearer <token>, or basic auth with the tenant ID as user and the token as password"}
+		}
 	}
-	return r.WithContext(With(r.Context(), "header", ids...)), nil
+	e, err := a.idx.Load().check(strings.TrimSpace(token))
+	if err != nil {
+		return "", nil, &Error{Status: http.StatusUnauthorized, Msg: "invalid credentials: " + err.Error()}
+	}
+	if !e.expires.IsZero() && a.now().After(e.expires) {
+		return e.id, nil, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
+	}
+	if !e.scopes[scope] && !e.all {
+		return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s does not have the %s scope", e.id, scope)}
+	}
+	var ids []string
+	switch h := r.Header.Get(OrgIDHeader); {
+	case h != "":
+		var perr error
+		if ids, perr = ParseIDs(h); perr != nil {
+			return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "invalid " + OrgIDHeader + " header: " + perr.Error()}
+		}
+	case basic && user != "":
+		if verr := ValidateID(user); verr != nil {
+			return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "invalid basic-auth user (the tenant ID): " + verr.Error()}
+		}
+		ids = []string{user}
+	case e.owner != "":
+		ids = []string{e.owner}
+	default:
+		return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "an admin token must name its tenant in " + OrgIDHeader}
+	}
+	if basic && user != "" && !slices.Contains(ids, user) {
+		return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("basic-auth user %q is not among the tenants named in %s", user, OrgIDHeader)}
+	}
+	for _, id := range ids {
+		if !e.all && !e.tenants[id] {
+			return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s may not access tenant %q", e.id, id)}
+		}
+	}
+	return e.id, ids, nil
 }
 
 // ErrorWriter writes an authentication failure in the caller's format.
@@ -83,6 +192,9 @@ func (a *Authenticator) Middleware(scope Scope, ew ErrorWriter, next http.Handle
 			status := http.StatusUnauthorized
 			if e, ok := err.(*Error); ok {
 				status = e.Status
+			}
+			if status == http.StatusUnauthorized && a.cfg.Mode == "token" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="fluxpulse", Bearer realm="fluxpulse"`)
 			}
 			ew(w, r, status, err.Error())
 			return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -37,6 +39,9 @@ type serverConfig struct {
 	logLevel        string
 	logFormat       string
 	printVersion    bool
+	runtimeFile     string
+	runtimeReload   time.Duration
+	tls             tlsConfig
 
 	auth        tenantauth.Config
 	limits      limits.Limits
@@ -53,7 +58,10 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log.level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
-	fs.StringVar(&c.auth.Mode, "auth.mode", "header", "How tenants are decided: header trusts X-Scope-OrgID (run behind an authenticating proxy).")
+	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
+	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
+	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	c.tls.registerFlags(fs)
 	c.limits.RegisterFlags(fs)
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
@@ -114,6 +122,9 @@ func serve(args []string) error {
 		return err
 	}
 	cfg.ingester.Dir = filepath.Join(cfg.dataDir, "tsdb")
+	if cfg.runtimeFile == "" {
+		cfg.runtimeFile = filepath.Join(cfg.dataDir, "runtime.yaml")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -130,12 +141,21 @@ type server struct {
 	cfg      serverConfig
 	logger   *slog.Logger
 	ing      *ingester.Ingester
+	runtime  *runtimeconfig.Watcher
 	handler  http.Handler
 	stopping atomic.Bool
 }
 
 func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) (*server, error) {
 	lim := limits.NewOverrides(cfg.limits)
+	auth, err := tenantauth.New(cfg.auth)
+	if err != nil {
+		return nil, err
+	}
+	watcher, err := loadRuntimeConfig(cfg, auth, lim, logger.With("component", "runtime-config"), reg)
+	if err != nil {
+		return nil, err
+	}
 	ing, err := ingester.New(cfg.ingester, lim, logger.With("component", "ingester"), reg)
 	if err != nil {
 		return nil, err
@@ -145,16 +165,12 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 		return nil, err
 	}
 	rev, date := buildRevision()
-	q, err := querier.New(cfg.querier, querier.NewQueryable(ing, ing), ing,
+	q, err := querier.New(cfg.querier, querier.NewQueryable(lim, cfg.querier.LookbackDelta, ing, ing), ing,
 		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date}, logger.With("component", "querier"), reg)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := tenantauth.New(cfg.auth)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{cfg: cfg, logger: logger, ing: ing}
+	s := &server{cfg: cfg, logger: logger, ing: ing, runtime: watcher}
 
 	mux := http.NewServeMux()
 	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
@@ -204,7 +220,16 @@ func (s *server) run() error {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	s.logger.Info("FluxPulse started", "version", version, "target", s.cfg.target, "http", ln.Addr().String(), "data_dir", s.cfg.dataDir)
+	if s.cfg.tls.enabled() {
+		tc, err := s.cfg.tls.serverConfig()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = tc
+		ln = tls.NewListener(ln, tc)
+	}
+	s.logger.Info("FluxPulse started", "version", version, "target", s.cfg.target, "http", ln.Addr().String(), "tls", s.cfg.tls.enabled(), "auth", s.cfg.auth.Mode, "data_dir", s.cfg.dataDir)
 
 	var g run.Group
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
@@ -223,6 +248,9 @@ func (s *server) run() error {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return s.ing.Run(ctx) }, func(error) { cancel() })
+	if s.runtime != nil {
+		g.Add(func() error { return s.runtime.Run(ctx) }, func(error) { cancel() })
+	}
 
 	runErr := g.Run()
 	if _, ok := errors.AsType[run.SignalError](runErr); ok {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/runtimeconfig"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// firstTenant is the tenant a first start in token mode creates.
+const firstTenant = "tenant-1"
+
+// loadRuntimeConfig loads the runtime file and returns a watcher that keeps
+// the authenticator and the limits in step with it. In token mode a missing
+// file is created with one tenant and one token, printed once; in header
+// mode the file is optional (limits only).
+func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*runtimeconfig.Watcher, error) {
+	_, err := os.Stat(cfg.runtimeFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && cfg.auth.Mode == "header":
+		logger.Info("no runtime file: flag limits apply to every tenant", "path", cfg.runtimeFile)
+		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+		if err := bootstrap(cfg.runtimeFile); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("runtime file: %w", err)
+	}
+	apply := func(old, cur *runtimeconfig.Config) {
+		if err := auth.SetCredentials(cur.Credentials); err != nil {
+			logger.Error("BUG: checked credentials refused", "err", err) // Parse validated them
+			return
+		}
+		lim.Set(cur.Defaults, cur.Limits)
+		for _, ch := range runtimeconfig.Diff(old, cur) {
+			onRuntimeChange(ch)
+		}
+	}
+	w := runtimeconfig.NewWatcher(cfg.runtimeFile, cfg.runtimeReload, cfg.limits, apply, logger, reg)
+	if err := w.Load(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// onRuntimeChange records a change of the runtime file; the audit log
+// replaces it when the server starts.
+var onRuntimeChange = func(runtimeconfig.Change) {}
+
+// bootstrap creates the runtime file of a first start: one tenant with one
+// token holding every scope, printed once on standard output.
+func bootstrap(path string) error {
+	var token string
+	_, _, err := runtimeconfig.Edit(path, defaultLimits(), func(f *runtimeconfig.File) error {
+		if err := f.AddTenant(firstTenant); err != nil {
+			return err
+		}
+		var err error
+		token, _, err = f.AddToken(runtimeconfig.TokenSpec{Tenant: firstTenant, Scopes: tenantauth.AllScopes, Description: "created on first start"}, time.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create runtime file: %w", err)
+	}
+	fmt.Printf(`
+First start: created tenant %q with a token that has every scope:
+
+    %s
+
+It is shown only now; FluxPulse keeps only its hash, in %s.
+Use it as a bearer token, or as the basic-auth password with user %q.
+Manage tenants and tokens with "fluxpulse tenant" and "fluxpulse token".
+
+`, firstTenant, token, path, firstTenant)
+	return nil
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/runtimeconfig"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+func init() {
+	commands["tenant"] = func(args []string) error { return runTenant(args, os.Stdout, os.Stderr) }
+	commands["token"] = func(args []string) error { return runToken(args, os.Stdout, os.Stderr) }
+}
+
+const tenantUsage = `usage: fluxpulse tenant <create|list|delete> [flags]
+
+  create -tenant X   add tenant X to the runtime file (no tokens yet)
+  list               list tenants with their tokens (IDs, scopes, expiry; never secrets)
+  delete -tenant X   remove tenant X and its tokens: it can no longer push or query
+
+Every command takes -data.dir and -runtime-config.file; a running server
+applies the change within its reload period.`
+
+const tokenUsage = `usage: fluxpulse token <create|revoke> [flags]
+
+  create -tenant X -scopes write,read [-expires 720h] [-description text] [-tenants a,b]
+           create a token for tenant X and print it once; only its hash is stored.
+           Without -tenant, creates an operator (admin) token valid for every tenant.
+  revoke -id ID    remove the token with that ID
+
+Every command takes -data.dir and -runtime-config.file.`
+
+// cliFiles are the files the tenant and token commands edit.
+type cliFiles struct {
+	dataDir     string
+	runtimeFile string
+	auditFile   string
+}
+
+func (c *cliFiles) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data.dir", "./data", "The server's data directory.")
+	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "The runtime file (default <data.dir>/runtime.yaml).")
+	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log (default <data.dir>/audit/audit.log).")
+}
+
+func (c *cliFiles) resolve() {
+	if c.runtimeFile == "" {
+		c.runtimeFile = filepath.Join(c.dataDir, "runtime.yaml")
+	}
+	if c.auditFile == "" {
+		c.auditFile = filepath.Join(c.dataDir, "audit", "audit.log")
+	}
+}
+
+// cliActor names the person running a CLI command in the audit log.
+func cliActor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// defaultLimits are the flag defaults: the CLI checks the file against them.
+func defaultLimits() limits.Limits {
+	var l limits.Limits
+	l.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return l
+}
+
+func parseSub(name string, args []string, stderr io.Writer, usage string, extra func(*flag.FlagSet)) (*cliFiles, error) {
+	var files cliFiles
+	fs := flag.NewFlagSet("fluxpulse "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
+	files.registerFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	files.resolve()
+	return &files, nil
+}
+
+func runTenant(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, tenantUsage)
+		return errors.New("tenant: no command given")
+	}
+	var tenant string
+	withTenant := func(fs *flag.FlagSet) { fs.StringVar(&tenant, "tenant", "", "Tenant ID.") }
+	switch args[0] {
+	case "create", "delete":
+		files, err := parseSub("tenant "+args[0], args[1:], stderr, tenantUsage, withTenant)
+		if err != nil {
+			return err
+		}
+		if tenant == "" {
+			return fmt.Errorf("tenant %s: -tenant must be set", args[0])
+		}
+		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
+			if args[0] == "create" {
+				return f.AddTenant(tenant)
+			}
+			return f.RemoveTenant(tenant)
+		})
+		if err != nil {
+			return err
+		}
+		auditChanges(files, old, cur)
+		fmt.Fprintf(stdout, "tenant %s %sd in %s\n", tenant, args[0], files.runtimeFile)
+		return nil
+	case "list":
+		files, err := parseSub("tenant list", args[1:], stderr, tenantUsage, nil)
+		if err != nil {
+			return err
+		}
+		c, err := runtimeconfig.Load(files.runtimeFile, defaultLimits())
+		if err != nil {
+			return err
+		}
+		return listTenants(stdout, c)
+	}
+	fmt.Fprintln(stderr, tenantUsage)
+	return fmt.Errorf("tenant: unknown command %q", args[0])
+}
+
+func listTenants(w io.Writer, c *runtimeconfig.Config) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tTOKEN ID\tSCOPES\tEXPIRES\tDESCRIPTION")
+	row := func(tenant string, t tenantauth.Token) {
+		exp := "never"
+		if !t.Expires.IsZero() {
+			exp = t.Expires.UTC().Format(time.RFC3339)
+		}
+		scopes := make([]string, len(t.Scopes))
+		for i, s := range t.Scopes {
+			scopes[i] = string(s)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tenant, t.ID, strings.Join(scopes, ","), exp, t.Description)
+	}
+	for _, id := range c.File.TenantIDs() {
+		toks := c.File.Tenants[id].Tokens
+		if len(toks) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t(no tokens)\n", id)
+		}
+		for _, t := range toks {
+			row(id, t)
+		}
+	}
+	for _, t := range c.File.AdminTokens {
+		row("* (admin)", t)
+	}
+	return tw.Flush()
+}
+
+func runToken(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, tokenUsage)
+		return errors.New("token: no command given")
+	}
+	switch args[0] {
+	case "create":
+		var spec runtimeconfig.TokenSpec
+		var scopes, tenants string
+		files, err := parseSub("token create", args[1:], stderr, tokenUsage, func(fs *flag.FlagSet) {
+			fs.StringVar(&spec.Tenant, "tenant", "", "Tenant the token belongs to; empty for an operator (admin) token.")
+			fs.StringVar(&scopes, "scopes", "write,read", "Comma-separated scopes: write, read, rules, admin.")
+			fs.DurationVar(&spec.TTL, "expires", 0, "Lifetime of the token (e.g. 2160h); 0 never expires.")
+			fs.StringVar(&spec.Description, "description", "", "What the token is for.")
+			fs.StringVar(&tenants, "tenants", "", "Further tenants the token may act for (federated reads), comma-separated.")
+		})
+		if err != nil {
+			return err
+		}
+		if spec.Scopes, err = tenantauth.ParseScopes(scopes); err != nil {
+			return err
+		}
+		if tenants != "" {
+			spec.Tenants = strings.Split(tenants, ",")
+		}
+		var token string
+		var entry tenantauth.Token
+		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
+			var err error
+			token, entry, err = f.AddToken(spec, time.Now())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		auditChanges(files, old, cur)
+		owner := spec.Tenant
+		if owner == "" {
+			owner = "every tenant (admin)"
+		}
+		fmt.Fprintf(stdout, "token %s for %s, scopes %s\n\n    %s\n\nIt is shown only now: FluxPulse stores only its hash (in %s).\n", entry.ID, owner, scopes, token, files.runtimeFile)
+		return nil
+	case "revoke":
+		var id string
+		files, err := parseSub("token revoke", args[1:], stderr, tokenUsage, func(fs *flag.FlagSet) {
+			fs.StringVar(&id, "id", "", "ID of the token to revoke.")
+		})
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return errors.New("token revoke: -id must be set")
+		}
+		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
+			_, err := f.RevokeToken(id)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		auditChanges(files, old, cur)
+		fmt.Fprintf(stdout, "token %s revoked; a running server refuses it after its next reload\n", id)
+		return nil
+	}
+	fmt.Fprintln(stderr, tokenUsage)
+	return fmt.Errorf("token: unknown command %q", args[0])
+}
+
+// auditChanges records CLI edits in the audit log; wired in audit.go.
+var auditChanges = func(*cliFiles, *runtimeconfig.Config, *runtimeconfig.Config) {}

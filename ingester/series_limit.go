@@ -1,0 +1,84 @@
+package ingester
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/fluxpulse/fluxpulse/limits"
+)
+
+// seriesLimiter enforces a tenant's active-series limits in its TSDB head
+// through the head's series lifecycle callbacks: PreCreation refuses a new
+// series over a limit, PostCreation and PostDeletion keep the counts.
+// Limits are not enforced during WAL replay, which must restore every series.
+type seriesLimiter struct {
+	tenant    string
+	limits    func() limits.Limits
+	enforcing atomic.Bool
+	total     atomic.Int64
+
+	mu        sync.Mutex
+	perMetric map[string]int
+}
+
+func newSeriesLimiter(tenant string, lim func() limits.Limits) *seriesLimiter {
+	return &seriesLimiter{tenant: tenant, limits: lim, perMetric: map[string]int{}}
+}
+
+// seriesLimitError refuses one new series. It is not retryable.
+type seriesLimitError struct{ msg string }
+
+func (e *seriesLimitError) Error() string { return e.msg }
+
+func (l *seriesLimiter) PreCreation(ls labels.Labels) error {
+	if !l.enforcing.Load() {
+		return nil
+	}
+	lim := l.limits()
+	if lim.MaxSeries > 0 && l.total.Load() >= int64(lim.MaxSeries) {
+		return &seriesLimitError{fmt.Sprintf("series %s not created: the tenant has %d active series, the limit is %d (%s)",
+			ls, l.total.Load(), lim.MaxSeries, limits.Source(limits.FlagMaxSeries))}
+	}
+	if lim.MaxSeriesPerMetric > 0 {
+		name := ls.Get(labels.MetricName)
+		l.mu.Lock()
+		n := l.perMetric[name]
+		l.mu.Unlock()
+		if n >= lim.MaxSeriesPerMetric {
+			return &seriesLimitError{fmt.Sprintf("series %s not created: metric %q has %d active series, the limit is %d (%s)",
+				ls, name, n, lim.MaxSeriesPerMetric, limits.Source(limits.FlagMaxSeriesPerMetric))}
+		}
+	}
+	return nil
+}
+
+func (l *seriesLimiter) PostCreation(ls labels.Labels) {
+	l.total.Add(1)
+	name := ls.Get(labels.MetricName)
+	l.mu.Lock()
+	if n, ok := l.perMetric[name]; ok {
+		l.perMetric[name] = n + 1
+	} else {
+		l.perMetric[strings.Clone(name)] = 1
+	}
+	l.mu.Unlock()
+}
+
+func (l *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
+	l.total.Add(-int64(len(deleted)))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ls := range deleted {
+		name := ls.Get(labels.MetricName)
+		if n := l.perMetric[name]; n <= 1 {
+			delete(l.perMetric, name)
+		} else {
+			l.perMetric[name] = n - 1
+		}
+	}
+}
