@@ -43,8 +43,8 @@ import (
 
 // File is the runtime file as written.
 type File struct {
-	Defaults    yaml.Node           `yaml:"defaults,omitempty"`
-	AdminTokens []tenantauth.Token  `yaml:"admin_tokens,omitempty"`
+	Defaults    yaml.Node          `yaml:"defaults,omitempty"`
+	AdminTokens []tenantauth.Token `yaml:"admin_tokens,omitempty"`
 	Tenants     map[string]*Tenant `yaml:"tenants"`
 }
 
