@@ -180,6 +180,12 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 		return fail(ver, &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)})
 	}
 
+	// A tenant with an empty bucket is refused before its body is read or
+	// decoded: a flood over the limit costs the server little.
+	if lim := d.limits.Limits(tenant); lim.IngestionRate > 0 && d.rates.empty(tenant, d.now(), lim.IngestionRate, lim.IngestionBurstSize) {
+		w.Header().Set("Retry-After", "1")
+		return fail(ver, d.rateError(tenant, lim, -1))
+	}
 	cbuf := d.getBuf()
 	defer d.putBuf(cbuf)
 	body, err := d.readBody(r, cbuf)
@@ -246,8 +252,18 @@ func (d *Distributor) checkRate(w http.ResponseWriter, tenant string, req *remot
 	}
 	d.rateLimited.WithLabelValues(tenant).Add(float64(n))
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	return &httpError{http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s with a burst of %d reached (%s; %s); the request of %d samples was not stored, retry later",
-		lim.IngestionRate, lim.IngestionBurstSize, limits.Source(limits.FlagIngestionRate), limits.Source(limits.FlagIngestionBurstSize), n)}
+	return d.rateError(tenant, lim, n)
+}
+
+// rateError is the 429 of a tenant over its ingestion rate; n < 0 when the
+// request was refused unread.
+func (d *Distributor) rateError(tenant string, lim limits.Limits, n int) error {
+	what := fmt.Sprintf("the request of %d samples", n)
+	if n < 0 {
+		what = "the request"
+	}
+	return &httpError{http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s with a burst of %d reached for tenant %s (%s; %s); %s was not stored, retry later",
+		lim.IngestionRate, lim.IngestionBurstSize, tenant, limits.Source(limits.FlagIngestionRate), limits.Source(limits.FlagIngestionBurstSize), what)}
 }
 
 // push validates req and stores what passes. The result counts both.

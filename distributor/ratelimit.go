@@ -18,6 +18,19 @@ type bucket struct {
 	last   time.Time
 }
 
+// empty reports whether the tenant's bucket, refilled to now, holds less
+// than one token: then any request would be refused, before it is even read.
+func (r *rateLimiters) empty(tenant string, now time.Time, rate float64, burst int) bool {
+	v, ok := r.m.Load(tenant)
+	if !ok {
+		return false
+	}
+	b := v.(*bucket)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tokens+now.Sub(b.last).Seconds()*rate < 1 && float64(burst) >= 1
+}
+
 // reserve takes n tokens from the tenant's bucket, refilled at rate per
 // second up to burst. It returns 0 on success, else how long until n tokens
 // would be there (nothing is taken then).
