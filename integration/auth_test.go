@@ -116,7 +116,9 @@ func TestAuthenticationMatrix(t *testing.T) {
 	other, _ := fp.newToken(t, "-tenant", "b", "-scopes", "write,read")
 	revoked, revokedID := fp.newToken(t, "-tenant", "a", "-scopes", "write,read")
 	// Each tenant has a secret series; reading the other's must never show it.
-	bearer := func(tok string) func(*http.Request) { return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) } }
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
 	basic := func(user, tok string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(user, tok) } }
 	testbin.Eventually(t, 10*time.Second, func() error { // the server reloads the runtime file
 		if s, b := fp.do(t, request{"POST", "/api/v1/push", pushBody(t, "secret_of_a"), "application/x-protobuf"}, bearer(rw), ""); s != 204 {

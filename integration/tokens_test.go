@@ -47,7 +47,9 @@ remote_write:
 `, target, fp.url(), basicTok, bearerTok)
 	}, "")
 	_ = prom
-	bearer := func(tok string) func(*http.Request) { return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) } }
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
 	count := func(tok string) string {
 		_, body := fp.do(t, request{"GET", "/prometheus/api/v1/query?query=count(fp_only_tokens_total)", nil, ""}, bearer(tok), "")
 		return body
