@@ -211,7 +211,10 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 		return fail(ver, &httpError{http.StatusBadRequest, fmt.Sprintf("%s body is not a valid protobuf message: %v", ver, err)})
 	}
 
-	if err := d.checkRate(w, tenant, req); err != nil {
+	if wait, err := d.checkRate(tenant, req); err != nil {
+		if wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		}
 		return fail(ver, err)
 	}
 	total := len(req.Series)
@@ -235,24 +238,41 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 
 // checkRate applies the tenant's ingestion rate limit to the whole request:
 // it is stored whole or refused whole.
-func (d *Distributor) checkRate(w http.ResponseWriter, tenant string, req *remotewrite.Request) error {
+func (d *Distributor) checkRate(tenant string, req *remotewrite.Request) (time.Duration, error) {
 	lim := d.limits.Limits(tenant)
 	if lim.IngestionRate <= 0 {
-		return nil
+		return 0, nil
 	}
 	ns, nh, _ := req.Counts()
 	n := ns + nh
 	if n > lim.IngestionBurstSize {
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("request has %d samples, more than the ingestion burst size of %d (%s): send smaller requests",
+		return 0, &httpError{http.StatusBadRequest, fmt.Sprintf("request has %d samples, more than the ingestion burst size of %d (%s): send smaller requests",
 			n, lim.IngestionBurstSize, limits.Source(limits.FlagIngestionBurstSize))}
 	}
 	wait := d.rates.reserve(tenant, d.now(), lim.IngestionRate, lim.IngestionBurstSize, n)
 	if wait == 0 {
-		return nil
+		return 0, nil
 	}
 	d.rateLimited.WithLabelValues(tenant).Add(float64(n))
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	return d.rateError(tenant, lim, n)
+	return wait, d.rateError(tenant, lim, n)
+}
+
+// ErrRateLimited is wrapped by Push's error when the tenant is over its
+// ingestion rate; the caller may retry later.
+var ErrRateLimited = errors.New("ingestion rate limit reached")
+
+// Push validates and stores req for tenant exactly as a remote-write request
+// is handled, rate limit included: in-process writers (the ruler's
+// recording rules) are validated and counted like any push. Refusals are in
+// the Result; an error means nothing was stored.
+func (d *Distributor) Push(ctx context.Context, tenant string, req *remotewrite.Request) (remotewrite.Result, error) {
+	if _, err := d.checkRate(tenant, req); err != nil {
+		if he, ok := errors.AsType[*httpError](err); ok && he.status == http.StatusTooManyRequests {
+			return remotewrite.Result{}, fmt.Errorf("%w: %s", ErrRateLimited, he.msg)
+		}
+		return remotewrite.Result{}, err
+	}
+	return d.push(ctx, tenant, req)
 }
 
 // rateError is the 429 of a tenant over its ingestion rate; n < 0 when the
