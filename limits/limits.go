@@ -40,6 +40,14 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
 	QueryTimeout              time.Duration `yaml:"query_timeout"`
 	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
+
+	// Ruler.
+	RulerMaxRuleGroups         int           `yaml:"ruler_max_rule_groups"`
+	RulerMaxRulesPerGroup      int           `yaml:"ruler_max_rules_per_group"`
+	RulerMinEvaluationInterval time.Duration `yaml:"ruler_min_evaluation_interval"`
+	// RulerAlertmanagerURL, when set, sends the tenant's alerts to its own
+	// Alertmanager instead of the one of -ruler.alertmanager-url.
+	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -63,6 +71,10 @@ const (
 	FlagMaxFetchedSeries       = "querier.max-fetched-series-per-query"
 	FlagQueryTimeout           = "querier.query-timeout"
 	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
+	FlagRulerMaxRuleGroups     = "ruler.max-rule-groups-per-tenant"
+	FlagRulerMaxRulesPerGroup  = "ruler.max-rules-per-rule-group"
+	FlagRulerMinEvalInterval   = "ruler.min-evaluation-interval"
+	FlagRulerAlertmanagerURL   = "ruler.tenant-alertmanager-url"
 )
 
 // Source names the flag and the runtime-file key that set a limit, for
@@ -91,6 +103,10 @@ var keys = map[string]string{
 	FlagMaxFetchedSeries:       "max_fetched_series_per_query",
 	FlagQueryTimeout:           "query_timeout",
 	FlagMaxConcurrentQueries:   "max_concurrent_queries",
+	FlagRulerMaxRuleGroups:     "ruler_max_rule_groups",
+	FlagRulerMaxRulesPerGroup:  "ruler_max_rules_per_group",
+	FlagRulerMinEvalInterval:   "ruler_min_evaluation_interval",
+	FlagRulerAlertmanagerURL:   "ruler_alertmanager_url",
 }
 
 // RegisterFlags registers the global defaults.
@@ -114,6 +130,10 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeries, 0, "Maximum series one query may read from storage. 0 means unlimited.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 2*time.Minute, "Maximum time one query of the tenant may run.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
+	fs.IntVar(&l.RulerMaxRuleGroups, FlagRulerMaxRuleGroups, 70, "Maximum rule groups per tenant. 0 means unlimited.")
+	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
+	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
+	fs.StringVar(&l.RulerAlertmanagerURL, FlagRulerAlertmanagerURL, "", "Default per-tenant Alertmanager URL; usually set per tenant in the runtime file. Empty means -ruler.alertmanager-url.")
 }
 
 // Validate checks the limits for consistency.
@@ -133,6 +153,8 @@ func (l Limits) Validate() error {
 		FlagMaxFetchedSeries: float64(l.MaxFetchedSeriesPerQuery), FlagQueryTimeout: float64(l.QueryTimeout),
 		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
+		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
+		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

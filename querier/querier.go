@@ -53,6 +53,9 @@ func (c Config) Validate() error {
 // BuildInfo describes the running binary.
 type BuildInfo struct {
 	Version, Revision, Branch, BuildDate string
+	// Features are advertised in status/buildinfo as Mimir does, so that
+	// Grafana offers what exists (ruler_config_api: "true" and so on).
+	Features map[string]string
 }
 
 // MetadataSource holds tenants' metric metadata.
@@ -240,6 +243,10 @@ func intParam(r *http.Request, name string) (int, error) {
 // buildInfo answers like Prometheus, and also says which Cortex/Mimir
 // features exist so that Grafana offers them.
 func (q *Querier) buildInfo(w http.ResponseWriter, _ *http.Request) {
+	features := q.build.Features
+	if features == nil {
+		features = map[string]string{}
+	}
 	writeJSON(w, http.StatusOK, response{Status: "success", Data: map[string]any{
 		"application": "FluxPulse",
 		"version":     q.build.Version,
@@ -248,6 +255,6 @@ func (q *Querier) buildInfo(w http.ResponseWriter, _ *http.Request) {
 		"buildUser":   "",
 		"buildDate":   q.build.BuildDate,
 		"goVersion":   runtime.Version(),
-		"features":    map[string]string{},
+		"features":    features,
 	}})
 }

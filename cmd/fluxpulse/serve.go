@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
@@ -44,6 +46,8 @@ type serverConfig struct {
 	tls             tlsConfig
 
 	auth        tenantauth.Config
+	storage     bucket.Config
+	encryption  encryption.Config
 	limits      limits.Limits
 	distributor distributor.Config
 	ingester    ingester.Config
@@ -62,6 +66,8 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
 	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
 	c.tls.registerFlags(fs)
+	c.storage.RegisterFlags(fs)
+	c.encryption.RegisterFlags(fs)
 	c.limits.RegisterFlags(fs)
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
@@ -125,6 +131,12 @@ func serve(args []string) error {
 	if cfg.runtimeFile == "" {
 		cfg.runtimeFile = filepath.Join(cfg.dataDir, "runtime.yaml")
 	}
+	if cfg.storage.Filesystem.Dir == "" {
+		cfg.storage.Filesystem.Dir = filepath.Join(cfg.dataDir, "bucket")
+	}
+	if cfg.encryption.KeyFile == "" {
+		cfg.encryption.KeyFile = filepath.Join(cfg.dataDir, encryption.DefaultKeyFileName)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -140,6 +152,8 @@ func serve(args []string) error {
 type server struct {
 	cfg      serverConfig
 	logger   *slog.Logger
+	bucket   bucket.Bucket // encrypted per tenant; the raw one is never used directly
+	keyring  *encryption.Keyring
 	ing      *ingester.Ingester
 	runtime  *runtimeconfig.Watcher
 	handler  http.Handler
@@ -156,6 +170,14 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
+	raw, err := bucket.New(cfg.storage, logger.With("component", "bucket"), reg)
+	if err != nil {
+		return nil, err
+	}
+	bkt, keyring, err := encryption.New(cfg.encryption, raw, logger.With("component", "encryption"))
+	if err != nil {
+		return nil, errors.Join(err, raw.Close())
+	}
 	ing, err := ingester.New(cfg.ingester, lim, logger.With("component", "ingester"), reg)
 	if err != nil {
 		return nil, err
@@ -170,7 +192,7 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: logger, ing: ing, runtime: watcher}
+	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, runtime: watcher}
 
 	mux := http.NewServeMux()
 	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
@@ -259,6 +281,9 @@ func (s *server) run() error {
 	}
 	if err := s.ing.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close ingester: %w", err))
+	}
+	if err := s.bucket.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close bucket: %w", err))
 	}
 	s.logger.Info("stopped cleanly")
 	return runErr
