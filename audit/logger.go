@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,8 @@ type Logger struct {
 	buf       []byte // canonical encoding
 	line      []byte // stored line
 
-	pushes pushAggregator
+	pushes  pushAggregator
+	running atomic.Bool // Run is writing push summaries
 }
 
 // AnchorPath is the path of the anchor file kept next to the log at path.
@@ -387,6 +389,8 @@ func (l *Logger) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	l.running.Store(true)
+	defer l.running.Store(false)
 	t := time.NewTicker(l.tick)
 	defer t.Stop()
 	for {

@@ -40,8 +40,8 @@ type pushAggregator struct {
 
 // RecordPush counts one push request of tenant by actor. Pushes are not
 // logged one by one: each minute gets one push.summary entry per tenant and
-// actor, written by the first RecordPush of a later minute, by Run shortly
-// after the minute ends, or by Close.
+// actor, written by Run shortly after the minute ends (or, when Run is not
+// running, by the first RecordPush of a later minute), or by Close.
 func (l *Logger) RecordPush(tenant, actor string, p PushStats) {
 	if l == nil {
 		return
@@ -65,7 +65,9 @@ func (l *Logger) RecordPush(tenant, actor string, p PushStats) {
 	var due []summary
 	if minute > a.latest {
 		a.latest = minute
-		due = a.take(minute)
+		if !l.running.Load() { // else Run writes them, off the push path
+			due = a.take(minute)
+		}
 	}
 	a.mu.Unlock()
 	l.writeSummaries(due)

@@ -85,18 +85,18 @@ func Verify(path string) (Report, error) {
 		return Report{}, fmt.Errorf("open audit log: %w", err)
 	}
 	defer f.Close()
-	size, anchor, anchorErr, err := snapshot(f, path)
+	snap, err := takeSnapshot(f, path)
 	if err != nil {
 		return Report{}, err
 	}
-	v := verifier{r: bufio.NewReaderSize(io.NewSectionReader(f, 0, size), MaxLineSize+1), anchor: anchor}
-	v.rep.AnchorSeq = anchor.Seq
+	v := verifier{r: bufio.NewReaderSize(io.NewSectionReader(f, 0, snap.size), MaxLineSize+1), anchor: snap.anchor}
+	v.rep.AnchorSeq = snap.anchor.Seq
 	v.rep.LastHash = ZeroHash
 	if err := v.run(); err != nil {
 		return v.rep, err
 	}
 	if v.rep.OK() {
-		v.checkEnd(anchorErr)
+		v.checkEnd(snap.anchorErr)
 	}
 	if !v.rep.OK() {
 		return v.rep, &TamperError{Kind: v.rep.Kind, Line: v.rep.Line, Problem: v.rep.Problem}
@@ -104,11 +104,18 @@ func Verify(path string) (Report, error) {
 	return v.rep, nil
 }
 
-// snapshot reads the log's size and the anchor together, under a shared
-// lock, so that they describe the same moment.
-func snapshot(f *os.File, path string) (size int64, a anchorJSON, anchorErr, err error) {
+// snapshot is the log's size and its anchor at one moment.
+type snapshot struct {
+	size      int64
+	anchor    anchorJSON
+	anchorErr error // the anchor is missing or unreadable
+}
+
+// takeSnapshot reads the log's size and the anchor together, under a
+// shared lock, so that they describe the same moment.
+func takeSnapshot(f *os.File, path string) (s snapshot, err error) {
 	if err := lockShared(f); err != nil {
-		return 0, a, nil, fmt.Errorf("lock audit log: %w", err)
+		return s, fmt.Errorf("lock audit log: %w", err)
 	}
 	defer func() {
 		if uerr := unlock(f); uerr != nil {
@@ -117,18 +124,20 @@ func snapshot(f *os.File, path string) (size int64, a anchorJSON, anchorErr, err
 	}()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, a, nil, fmt.Errorf("stat audit log: %w", err)
+		return s, fmt.Errorf("stat audit log: %w", err)
 	}
+	s.size = fi.Size()
 	af, err := os.Open(AnchorPath(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		s.anchorErr = fmt.Errorf("anchor file %s is missing", AnchorPath(path))
+		return s, nil
+	}
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return 0, a, nil, fmt.Errorf("open audit anchor: %w", err)
-		}
-		return fi.Size(), a, fmt.Errorf("anchor file %s is missing", AnchorPath(path)), nil
+		return s, fmt.Errorf("open audit anchor: %w", err)
 	}
 	defer af.Close()
-	a, anchorErr = readAnchor(af)
-	return fi.Size(), a, anchorErr, nil
+	s.anchor, s.anchorErr = readAnchor(af)
+	return s, nil
 }
 
 // verifier walks a log line by line.

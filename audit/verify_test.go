@@ -107,75 +107,80 @@ func anchorBytes(seq uint64, hash string) []byte {
 	return []byte(`{"seq":` + strconv.FormatUint(seq, 10) + `,"hash":"` + hash + "\"}\n")
 }
 
+// verifyCases are the tampering cases of TestVerify: each writes n
+// entries, tampers with the files and expects Verify to find kind at line
+// (no kind: success) after entries intact entries.
+var verifyCases = []struct {
+	name    string
+	n       int // entries written
+	tamper  func(t *testing.T, lf *logFiles)
+	kind    Kind
+	line    int
+	entries int // entries verified
+}{
+	{name: "untouched", n: 5, tamper: func(*testing.T, *logFiles) {}, entries: 5},
+	{name: "empty log", n: 0, tamper: func(*testing.T, *logFiles) {}, entries: 0},
+	{name: "edit a middle entry", n: 5, kind: KindEdited, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[2] = bytes.Replace(lf.lines[2], []byte(`"actor":"tok-c"`), []byte(`"actor":"tok-x"`), 1)
+	}},
+	{name: "edit and re-hash a middle entry", n: 5, kind: KindEdited, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[2] = lf.rehash(t, 2, func(e *Entry) { e.Outcome = OutcomeDenied })
+	}},
+	{name: "edit and re-hash the last entry", n: 5, kind: KindEdited, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[4] = lf.rehash(t, 4, func(e *Entry) { e.Tenant = "team-b" })
+	}},
+	{name: "remove a middle entry", n: 5, kind: KindRemoved, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = append(lf.lines[:2], lf.lines[3:]...)
+	}},
+	{name: "remove the first entry", n: 5, kind: KindRemoved, line: 1, entries: 0, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = lf.lines[1:]
+	}},
+	{name: "remove the last entry", n: 5, kind: KindRemoved, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = lf.lines[:4]
+	}},
+	{name: "remove every entry", n: 3, kind: KindRemoved, line: 1, entries: 0, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = nil
+	}},
+	{name: "swap two entries", n: 5, kind: KindReordered, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[1], lf.lines[2] = lf.lines[2], lf.lines[1]
+	}},
+	{name: "move an entry to the end", n: 5, kind: KindReordered, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = append(append(lf.lines[:1:1], lf.lines[2:]...), lf.lines[1])
+	}},
+	{name: "duplicate an entry", n: 5, kind: KindReordered, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = append(lf.lines[:3:3], append([][]byte{lf.lines[2]}, lf.lines[3:]...)...)
+	}},
+	{name: "malformed line", n: 5, kind: KindMalformed, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[1] = []byte("not an entry\n")
+	}},
+	{name: "empty line", n: 5, kind: KindMalformed, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines = append(lf.lines[:2:2], append([][]byte{{'\n'}}, lf.lines[2:]...)...)
+	}},
+	{name: "whitespace added", n: 5, kind: KindMalformed, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[1] = bytes.Replace(lf.lines[1], []byte(`,"seq"`), []byte(`, "seq"`), 1)
+	}},
+	{name: "truncated file", n: 5, kind: KindTruncated, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[4] = lf.lines[4][:len(lf.lines[4])/2]
+	}},
+	{name: "cut before the newline", n: 5, kind: KindTruncated, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
+		lf.lines[4] = lf.lines[4][:len(lf.lines[4])-1]
+	}},
+	{name: "anchor removed", n: 5, kind: KindAnchor, line: 6, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
+		lf.anchor = nil
+	}},
+	{name: "anchor garbled", n: 5, kind: KindAnchor, line: 6, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
+		lf.anchor = []byte("{}")
+	}},
+	{name: "anchor behind is unanchored, not damage", n: 5, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
+		lf.anchor = anchorFor(t, *lf, 3)
+	}},
+	{name: "anchor behind with another hash", n: 5, kind: KindEdited, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
+		lf.anchor = anchorBytes(4, strings.Repeat("f", 64))
+	}},
+}
+
 func TestVerify(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		n       int // entries written
-		tamper  func(t *testing.T, lf *logFiles)
-		kind    Kind
-		line    int
-		entries int // entries verified
-	}{
-		{name: "untouched", n: 5, tamper: func(*testing.T, *logFiles) {}, entries: 5},
-		{name: "empty log", n: 0, tamper: func(*testing.T, *logFiles) {}, entries: 0},
-		{name: "edit a middle entry", n: 5, kind: KindEdited, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[2] = bytes.Replace(lf.lines[2], []byte(`"actor":"tok-c"`), []byte(`"actor":"tok-x"`), 1)
-		}},
-		{name: "edit and re-hash a middle entry", n: 5, kind: KindEdited, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[2] = lf.rehash(t, 2, func(e *Entry) { e.Outcome = OutcomeDenied })
-		}},
-		{name: "edit and re-hash the last entry", n: 5, kind: KindEdited, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[4] = lf.rehash(t, 4, func(e *Entry) { e.Tenant = "team-b" })
-		}},
-		{name: "remove a middle entry", n: 5, kind: KindRemoved, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = append(lf.lines[:2], lf.lines[3:]...)
-		}},
-		{name: "remove the first entry", n: 5, kind: KindRemoved, line: 1, entries: 0, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = lf.lines[1:]
-		}},
-		{name: "remove the last entry", n: 5, kind: KindRemoved, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = lf.lines[:4]
-		}},
-		{name: "remove every entry", n: 3, kind: KindRemoved, line: 1, entries: 0, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = nil
-		}},
-		{name: "swap two entries", n: 5, kind: KindReordered, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[1], lf.lines[2] = lf.lines[2], lf.lines[1]
-		}},
-		{name: "move an entry to the end", n: 5, kind: KindReordered, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = append(append(lf.lines[:1:1], lf.lines[2:]...), lf.lines[1])
-		}},
-		{name: "duplicate an entry", n: 5, kind: KindReordered, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = append(lf.lines[:3:3], append([][]byte{lf.lines[2]}, lf.lines[3:]...)...)
-		}},
-		{name: "malformed line", n: 5, kind: KindMalformed, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[1] = []byte("not an entry\n")
-		}},
-		{name: "empty line", n: 5, kind: KindMalformed, line: 3, entries: 2, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines = append(lf.lines[:2:2], append([][]byte{{'\n'}}, lf.lines[2:]...)...)
-		}},
-		{name: "whitespace added", n: 5, kind: KindMalformed, line: 2, entries: 1, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[1] = bytes.Replace(lf.lines[1], []byte(`,"seq"`), []byte(`, "seq"`), 1)
-		}},
-		{name: "truncated file", n: 5, kind: KindTruncated, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[4] = lf.lines[4][:len(lf.lines[4])/2]
-		}},
-		{name: "cut before the newline", n: 5, kind: KindTruncated, line: 5, entries: 4, tamper: func(t *testing.T, lf *logFiles) {
-			lf.lines[4] = lf.lines[4][:len(lf.lines[4])-1]
-		}},
-		{name: "anchor removed", n: 5, kind: KindAnchor, line: 6, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
-			lf.anchor = nil
-		}},
-		{name: "anchor garbled", n: 5, kind: KindAnchor, line: 6, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
-			lf.anchor = []byte("{}")
-		}},
-		{name: "anchor behind is unanchored, not damage", n: 5, entries: 5, tamper: func(t *testing.T, lf *logFiles) {
-			lf.anchor = anchorFor(t, *lf, 3)
-		}},
-		{name: "anchor behind with another hash", n: 5, kind: KindEdited, line: 4, entries: 3, tamper: func(t *testing.T, lf *logFiles) {
-			lf.anchor = anchorBytes(4, strings.Repeat("f", 64))
-		}},
-	} {
+	for _, tc := range verifyCases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeLog(t, tc.n)
 			lf := readLogFiles(t, path)

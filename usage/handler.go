@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,8 +9,10 @@ import (
 	"time"
 )
 
-// MaxReportRange is the longest period one report request may cover.
-const MaxReportRange = 366 * 24 * time.Hour
+// MaxReportRange is the longest period one report request may cover: a
+// month of the longest kind, so that billing can ask month by month while
+// an answer stays bounded (hours × tenants rows).
+const MaxReportRange = 31 * 24 * time.Hour
 
 // DefaultReportRange is the period a report covers when the request names
 // no start: the last 24 hours.
@@ -44,17 +45,13 @@ func (r *Recorder) Handler(allowed AllowedFunc) http.Handler {
 			http.Error(w, "usage report: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		var buf bytes.Buffer
 		write, ctype := WriteJSON, "application/json"
 		if q.format == "csv" {
 			write, ctype = WriteCSV, "text/csv; charset=utf-8"
 		}
-		if err := write(&buf, rows); err != nil {
-			http.Error(w, "usage report: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
 		w.Header().Set("Content-Type", ctype)
-		w.Write(buf.Bytes())
+		// Rows cannot fail to encode; an error here is the client going away.
+		_ = write(w, rows)
 	})
 }
 
@@ -94,7 +91,8 @@ func (r *Recorder) parseQuery(req *http.Request, allowed AllowedFunc) (reportQue
 	case !q.from.Before(q.to):
 		return q, http.StatusBadRequest, fmt.Errorf("parameter from (%s) must be before to (%s)", q.from.Format(time.RFC3339), q.to.Format(time.RFC3339))
 	case q.to.Sub(q.from) > MaxReportRange:
-		return q, http.StatusBadRequest, fmt.Errorf("from %s to %s is longer than the maximum of %s", q.from.Format(time.RFC3339), q.to.Format(time.RFC3339), MaxReportRange)
+		return q, http.StatusBadRequest, fmt.Errorf("from %s to %s is longer than the maximum of %d days; ask for one month at a time",
+			q.from.Format(time.RFC3339), q.to.Format(time.RFC3339), MaxReportRange/(24*time.Hour))
 	}
 	switch q.format {
 	case "":
