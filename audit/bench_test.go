@@ -6,17 +6,20 @@ import (
 )
 
 // BenchmarkLog measures one append: encoding, hashing, flock, write and
-// anchor update, without fsync (the default).
+// anchor update, without fsync (the default) and with it.
 func BenchmarkLog(b *testing.B) {
+	details := map[string]any{"query": `sum by (job) (rate(http_requests_total[5m]))`, "series": 120, "samples": 48000}
 	for _, bc := range []struct {
 		name    string
 		details map[string]any
+		opts    Options
 	}{
-		{"plain", nil},
-		{"details", map[string]any{"query": `sum by (job) (rate(http_requests_total[5m]))`, "series": 120, "samples": 48000}},
+		{"plain", nil, Options{}},
+		{"details", details, Options{}},
+		{"details-sync", details, Options{Sync: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			l, err := Open(filepath.Join(b.TempDir(), "audit.log"), nil, nil)
+			l, err := OpenWithOptions(filepath.Join(b.TempDir(), "audit.log"), bc.opts, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
