@@ -53,7 +53,7 @@ func newDistributor(t testing.TB, mod func(*limits.Limits, *distributor.Config))
 	}
 	icfg.Dir = t.TempDir()
 	ov := limits.NewOverrides(lim)
-	ing, err := ingester.New(icfg, ov, nil, nil)
+	ing, err := ingester.New(icfg, ov, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

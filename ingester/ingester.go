@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -30,13 +31,17 @@ type Config struct {
 	WALCompression  bool
 	ReopenParallel  int
 	MetadataSyncDur time.Duration
+	ShipInterval    time.Duration
+	FlushOnShutdown bool
 }
 
 // RegisterFlags registers the ingester's flags. Dir is set by the caller from
 // -data.dir.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BlockRange, "ingester.block-range", 2*time.Hour, "Time range of the TSDB blocks the ingester cuts from its head.")
-	fs.DurationVar(&c.Retention, "ingester.retention-period", 15*24*time.Hour, "How long the ingester keeps blocks on local disk.")
+	fs.DurationVar(&c.Retention, "ingester.retention-period", 12*time.Hour, "How long the ingester keeps blocks on local disk after shipping them to the bucket; unshipped blocks are never deleted.")
+	fs.DurationVar(&c.ShipInterval, "ingester.ship-interval", 30*time.Second, "How often the ingester cuts the blocks its heads are ready for and ships new blocks to the bucket.")
+	fs.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", false, "On shutdown, cut every head into blocks and ship them, so that an ingester scaled down loses nothing.")
 	fs.IntVar(&c.MaxTenants, "ingester.max-tenants", 10000, "Maximum number of tenants one ingester holds open; pushes for further tenants are refused with 503.")
 	fs.BoolVar(&c.WALCompression, "ingester.wal-compression", true, "Compress the write-ahead log with snappy.")
 	fs.IntVar(&c.ReopenParallel, "ingester.reopen-concurrency", runtime.GOMAXPROCS(0), "How many tenant TSDBs are reopened (WAL replayed) at once on start.")
@@ -53,6 +58,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < c.BlockRange {
 		return fmt.Errorf("-ingester.retention-period (%s) must be at least -ingester.block-range (%s)", c.Retention, c.BlockRange)
+	}
+	if c.ShipInterval <= 0 {
+		return fmt.Errorf("-ingester.ship-interval must be positive, got %s", c.ShipInterval)
 	}
 	if c.MaxTenants <= 0 {
 		return fmt.Errorf("-ingester.max-tenants must be positive, got %d", c.MaxTenants)
@@ -73,6 +81,7 @@ var (
 type Ingester struct {
 	cfg    Config
 	limits *limits.Overrides
+	bkt    bucket.Bucket // nil: blocks are not shipped
 	logger *slog.Logger
 
 	mu      sync.RWMutex
@@ -89,11 +98,13 @@ type metrics struct {
 	rejected        *prometheus.CounterVec
 	exemplarsStored *prometheus.CounterVec
 	walReplay       prometheus.Histogram
+	shipped         *prometheus.CounterVec
+	shipFailures    *prometheus.CounterVec
 }
 
-// New returns an Ingester. It starts nothing: Run reopens the tenants found
-// on disk.
-func New(cfg Config, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+// New returns an Ingester that ships its blocks to bkt (nil: keep them
+// local). It starts nothing: Run reopens the tenants found on disk.
+func New(cfg Config, lim *limits.Overrides, bkt bucket.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -107,6 +118,7 @@ func New(cfg Config, lim *limits.Overrides, logger *slog.Logger, reg prometheus.
 	i := &Ingester{
 		cfg:     cfg,
 		limits:  lim,
+		bkt:     bkt,
 		logger:  logger,
 		tenants: map[string]*tenant{},
 		m: metrics{
@@ -118,6 +130,10 @@ func New(cfg Config, lim *limits.Overrides, logger *slog.Logger, reg prometheus.
 				Name: "fluxpulse_ingester_samples_rejected_total", Help: "Samples refused by the TSDB per tenant and reason."}, []string{"tenant", "reason"}),
 			exemplarsStored: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "fluxpulse_ingester_exemplars_appended_total", Help: "Exemplars stored per tenant."}, []string{"tenant"}),
+			shipped: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_shipped_blocks_total", Help: "Blocks uploaded to the bucket per tenant."}, []string{"tenant"}),
+			shipFailures: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_ship_failures_total", Help: "Failed attempts to cut or ship a tenant's blocks."}, []string{"tenant"}),
 			walReplay: f.NewHistogram(prometheus.HistogramOpts{
 				Name: "fluxpulse_ingester_tsdb_open_duration_seconds", Help: "Time to open a tenant's TSDB, WAL replay included.",
 				Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}),
@@ -139,19 +155,50 @@ func (i *Ingester) Run(ctx context.Context) error {
 		return err
 	}
 	i.ready.Store(true)
-	t := time.NewTicker(i.cfg.MetadataSyncDur)
-	defer t.Stop()
+	meta := time.NewTicker(i.cfg.MetadataSyncDur)
+	defer meta.Stop()
+	ship := time.NewTicker(i.cfg.ShipInterval)
+	defer ship.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-meta.C:
 			for _, tn := range i.openTenants() {
 				if err := tn.meta.sync(); err != nil {
 					i.logger.Warn("write metadata", "tenant", tn.id, "err", err)
 				}
 			}
+		case <-ship.C:
+			i.shipAll(ctx)
 		}
+	}
+}
+
+// shipAll cuts and ships the blocks of every open tenant.
+func (i *Ingester) shipAll(ctx context.Context) {
+	for _, tn := range i.openTenants() {
+		if ctx.Err() != nil {
+			return
+		}
+		i.shipTenant(ctx, tn)
+	}
+}
+
+func (i *Ingester) shipTenant(ctx context.Context, tn *tenant) {
+	if i.bkt == nil {
+		if err := tn.db.Compact(ctx); err != nil {
+			i.logger.Warn("cut blocks", "tenant", tn.id, "err", err)
+		}
+		return
+	}
+	n, err := tn.ship(ctx, i.bkt)
+	if n > 0 {
+		i.m.shipped.WithLabelValues(tn.id).Add(float64(n))
+	}
+	if err != nil && ctx.Err() == nil {
+		i.m.shipFailures.WithLabelValues(tn.id).Inc()
+		i.logger.Warn("shipping blocks failed, will retry", "tenant", tn.id, "err", err)
 	}
 }
 
@@ -297,6 +344,11 @@ func (i *Ingester) Close() error {
 		if t.openErr != nil {
 			continue
 		}
+		if i.cfg.FlushOnShutdown {
+			if err := i.flush(t); err != nil {
+				errs = append(errs, fmt.Errorf("flush tenant %q: %w", t.id, err))
+			}
+		}
 		if err := t.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close tenant %q: %w", t.id, err))
 		}
@@ -304,16 +356,75 @@ func (i *Ingester) Close() error {
 	return errors.Join(errs...)
 }
 
+// Flush cuts the tenant's whole head into blocks and ships them now, as
+// -ingester.flush-on-shutdown does at shutdown.
+func (i *Ingester) Flush(tenantID string) error {
+	t, err := i.tenant(tenantID, false)
+	if err != nil || t == nil {
+		return err
+	}
+	return i.flush(t)
+}
+
+// flush cuts the tenant's head into blocks and ships every unshipped block.
+func (i *Ingester) flush(t *tenant) error {
+	if err := t.flushHead(i.cfg.BlockRange); err != nil {
+		return err
+	}
+	if i.bkt == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n, err := t.ship(ctx, i.bkt)
+	i.logger.Info("flushed on shutdown", "tenant", t.id, "blocks_shipped", n)
+	return err
+}
+
+// DeleteTenant closes the tenant's TSDB and removes its local data. Pushes
+// that arrive later start a new, empty TSDB.
+func (i *Ingester) DeleteTenant(id string) error {
+	if err := tenantauth.ValidateID(id); err != nil {
+		return err
+	}
+	i.mu.Lock()
+	t, ok := i.tenants[id]
+	delete(i.tenants, id)
+	i.m.tenants.Set(float64(len(i.tenants)))
+	i.mu.Unlock()
+	var err error
+	if ok {
+		<-t.opened
+		if t.openErr == nil {
+			err = t.db.Close()
+		}
+	}
+	return errors.Join(err, os.RemoveAll(filepath.Join(i.cfg.Dir, id)))
+}
+
 // seriesCollector reports the active series of each open tenant.
 type seriesCollector struct{ i *Ingester }
 
-var activeSeriesDesc = prometheus.NewDesc("fluxpulse_ingester_active_series",
-	"Series in the TSDB head of each tenant.", []string{"tenant"}, nil)
+var (
+	activeSeriesDesc = prometheus.NewDesc("fluxpulse_ingester_active_series",
+		"Series in the TSDB head of each tenant.", []string{"tenant"}, nil)
+	unshippedDesc = prometheus.NewDesc("fluxpulse_ingester_unshipped_blocks",
+		"Local blocks of each tenant not shipped to the bucket yet.", []string{"tenant"}, nil)
+	shipLagDesc = prometheus.NewDesc("fluxpulse_ingester_shipping_lag_seconds",
+		"Age of each tenant's oldest local block not shipped yet; 0 when all are shipped.", []string{"tenant"}, nil)
+)
 
-func (c *seriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- activeSeriesDesc }
+func (c *seriesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- activeSeriesDesc
+	ch <- unshippedDesc
+	ch <- shipLagDesc
+}
 
 func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range c.i.openTenants() {
 		ch <- prometheus.MustNewConstMetric(activeSeriesDesc, prometheus.GaugeValue, float64(t.db.Head().NumSeries()), t.id)
+		n, lag := t.unshipped()
+		ch <- prometheus.MustNewConstMetric(unshippedDesc, prometheus.GaugeValue, float64(n), t.id)
+		ch <- prometheus.MustNewConstMetric(shipLagDesc, prometheus.GaugeValue, lag.Seconds(), t.id)
 	}
 }

@@ -29,7 +29,7 @@ func testIngester(t *testing.T, dir string, mod func(*Config, *limits.Limits)) *
 	if mod != nil {
 		mod(&cfg, &lim)
 	}
-	ing, err := New(cfg, limits.NewOverrides(lim), nil, nil)
+	ing, err := New(cfg, limits.NewOverrides(lim), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,10 @@ type tenant struct {
 	opened  chan struct{} // closed once db is open or openErr is set
 	openErr error
 
-	db     *tsdb.DB
-	meta   *metadataStore
-	series *seriesLimiter
+	db      *tsdb.DB
+	meta    *metadataStore
+	series  *seriesLimiter
+	shipper *shipper
 
 	cfgMu        sync.Mutex // serialises db.ApplyConfig
 	exemplarsOn  bool
@@ -51,6 +52,15 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 		o.WALCompression = compression.Snappy
 	}
 	o.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
+	// Overlapping blocks (out-of-order data) and larger blocks are the
+	// compactor's job, in the bucket; locally a block is deleted only once
+	// shipped and past the local retention.
+	o.EnableOverlappingCompaction = false
+	o.BlocksToDelete = t.blocksToDelete(cfg.Retention)
+	var err error
+	if t.shipper, err = newShipper(t.dir); err != nil {
+		return err
+	}
 	o.EnableExemplarStorage = true
 	if _, err := os.Stat(filepath.Join(t.dir, exemplarsMarker)); err == nil && lim.MaxExemplars > 0 {
 		o.MaxExemplars = int64(lim.MaxExemplars)
@@ -63,6 +73,7 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 		return fmt.Errorf("open TSDB in %s: %w", t.dir, err)
 	}
 	t.db = db
+	db.DisableCompactions() // the shipper cuts blocks, then ships them
 	t.series.enforcing.Store(true) // the WAL is replayed: limits apply from now on
 	t.oooWindow = lim.OutOfOrderTimeWindow
 	t.maxExemplars = int(o.MaxExemplars)

@@ -28,6 +28,9 @@ type Limits struct {
 	MaxExemplars       int `yaml:"max_exemplars"`
 	MaxSeries          int `yaml:"max_series"`
 	MaxSeriesPerMetric int `yaml:"max_series_per_metric"`
+	// CompactorBlocksRetentionPeriod deletes blocks older than this from
+	// the bucket; 0 keeps them for as long as the account exists.
+	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
 
 	// Ingestion rate, in samples (floats and histograms) per second.
 	IngestionRate      float64       `yaml:"ingestion_rate"`
@@ -63,6 +66,7 @@ const (
 	FlagMaxExemplars           = "ingester.max-exemplars"
 	FlagMaxSeries              = "ingester.max-series-per-tenant"
 	FlagMaxSeriesPerMetric     = "ingester.max-series-per-metric"
+	FlagRetention              = "compactor.blocks-retention-period"
 	FlagIngestionRate          = "distributor.ingestion-rate-limit"
 	FlagIngestionBurstSize     = "distributor.ingestion-burst-size"
 	FlagMaxSampleAge           = "validation.max-sample-age"
@@ -95,6 +99,7 @@ var keys = map[string]string{
 	FlagMaxExemplars:           "max_exemplars",
 	FlagMaxSeries:              "max_series",
 	FlagMaxSeriesPerMetric:     "max_series_per_metric",
+	FlagRetention:              "compactor_blocks_retention_period",
 	FlagIngestionRate:          "ingestion_rate",
 	FlagIngestionBurstSize:     "ingestion_burst_size",
 	FlagMaxSampleAge:           "max_sample_age",
@@ -122,6 +127,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxExemplars, FlagMaxExemplars, 10000, "Exemplars kept in memory per tenant (a ring buffer, allocated when the tenant first sends one). 0 disables exemplar storage.")
 	fs.IntVar(&l.MaxSeries, FlagMaxSeries, 150000, "Maximum active series per tenant in the ingester. 0 means unlimited.")
 	fs.IntVar(&l.MaxSeriesPerMetric, FlagMaxSeriesPerMetric, 0, "Maximum active series per metric name and tenant. 0 means unlimited.")
+	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, FlagRetention, 0, "Blocks older than this are deleted from the bucket. 0 keeps data while the account exists.")
 	fs.Float64Var(&l.IngestionRate, FlagIngestionRate, 10000, "Samples per second a tenant may push, averaged over the burst. 0 means unlimited.")
 	fs.IntVar(&l.IngestionBurstSize, FlagIngestionBurstSize, 200000, "Samples a tenant may push at once above its rate.")
 	fs.DurationVar(&l.MaxSampleAge, FlagMaxSampleAge, 0, "Samples older than this are refused. 0 means no limit besides the ingester's own.")
@@ -154,7 +160,7 @@ func (l Limits) Validate() error {
 		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
-		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval),
+		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

@@ -40,7 +40,7 @@ func newQueryEnv(t *testing.T) *queryEnv {
 	qcfg.RegisterFlags(fs)
 	icfg.Dir = t.TempDir()
 	ov := limits.NewOverrides(lim)
-	ing, err := ingester.New(icfg, ov, nil, nil)
+	ing, err := ingester.New(icfg, ov, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,23 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 // openKeyring opens the bucket and the existing key file. It never
 // creates a key file: a wrong path must not produce a new master key.
 func openKeyring(cfg keysConfig, logger *slog.Logger) (*encryption.Keyring, func(), error) {
+	st, err := openStorage(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.keys, func() { st.raw.Close() }, nil
+}
+
+// storage is the bucket as the CLI sees it: raw, encrypting, and the keys.
+type storage struct {
+	raw  bucket.Bucket
+	enc  *encryption.Bucket
+	keys *encryption.Keyring
+}
+
+// openStorage opens the bucket and the existing key file (never creating
+// one).
+func openStorage(cfg keysConfig, logger *slog.Logger) (*storage, error) {
 	if cfg.storage.Filesystem.Dir == "" {
 		cfg.storage.Filesystem.Dir = filepath.Join(cfg.dataDir, "bucket")
 	}
@@ -125,16 +142,16 @@ func openKeyring(cfg keysConfig, logger *slog.Logger) (*encryption.Keyring, func
 		cfg.encryption.KeyFile = filepath.Join(cfg.dataDir, encryption.DefaultKeyFileName)
 	}
 	if err := cfg.encryption.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	kf, err := encryption.LoadKeyFile(cfg.encryption.KeyFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	bkt, err := bucket.New(cfg.storage, logger, nil)
+	raw, err := bucket.New(cfg.storage, logger, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	kr := encryption.NewKeyring(bkt, kf, encryption.KeyringOptions{CacheTTL: cfg.encryption.KeyCacheTTL, Logger: logger})
-	return kr, func() { bkt.Close() }, nil
+	kr := encryption.NewKeyring(raw, kf, encryption.KeyringOptions{CacheTTL: cfg.encryption.KeyCacheTTL, Logger: logger})
+	return &storage{raw: raw, enc: encryption.NewBucket(raw, kr), keys: kr}, nil
 }

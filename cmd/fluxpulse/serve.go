@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/ingester"
@@ -48,6 +50,8 @@ type serverConfig struct {
 	auth        tenantauth.Config
 	storage     bucket.Config
 	encryption  encryption.Config
+	store       blockstore.Config
+	compactor   compactor.Config
 	limits      limits.Limits
 	distributor distributor.Config
 	ingester    ingester.Config
@@ -68,6 +72,8 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.tls.registerFlags(fs)
 	c.storage.RegisterFlags(fs)
 	c.encryption.RegisterFlags(fs)
+	c.store.RegisterFlags(fs)
+	c.compactor.RegisterFlags(fs)
 	c.limits.RegisterFlags(fs)
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
@@ -131,6 +137,8 @@ func serve(args []string) error {
 	if cfg.runtimeFile == "" {
 		cfg.runtimeFile = filepath.Join(cfg.dataDir, "runtime.yaml")
 	}
+	cfg.store.Dir = filepath.Join(cfg.dataDir, "store")
+	cfg.compactor.Dir = filepath.Join(cfg.dataDir, "compactor")
 	if cfg.storage.Filesystem.Dir == "" {
 		cfg.storage.Filesystem.Dir = filepath.Join(cfg.dataDir, "bucket")
 	}
@@ -155,6 +163,8 @@ type server struct {
 	bucket   bucket.Bucket // encrypted per tenant; the raw one is never used directly
 	keyring  *encryption.Keyring
 	ing      *ingester.Ingester
+	store    *blockstore.Store
+	comp     *compactor.Compactor
 	runtime  *runtimeconfig.Watcher
 	handler  http.Handler
 	stopping atomic.Bool
@@ -178,7 +188,7 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, errors.Join(err, raw.Close())
 	}
-	ing, err := ingester.New(cfg.ingester, lim, logger.With("component", "ingester"), reg)
+	ing, err := ingester.New(cfg.ingester, lim, bkt, logger.With("component", "ingester"), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +197,20 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 		return nil, err
 	}
 	rev, date := buildRevision()
-	q, err := querier.New(cfg.querier, querier.NewQueryable(lim, cfg.querier.LookbackDelta, ing, ing), ing,
+	store, err := blockstore.New(cfg.store, bkt, logger.With("component", "store"), reg)
+	if err != nil {
+		return nil, err
+	}
+	q, err := querier.New(cfg.querier, querier.NewQueryable(lim, cfg.querier.LookbackDelta, ing, ing, store), ing,
 		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date}, logger.With("component", "querier"), reg)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, runtime: watcher}
+	comp, err := compactor.New(cfg.compactor, raw, bkt, keyring, lim, logger.With("component", "compactor"), reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, store: store, comp: comp, runtime: watcher}
 
 	mux := http.NewServeMux()
 	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
@@ -201,6 +219,9 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	q.Register(mux, func(h http.Handler) http.Handler {
 		return auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})
+	adm := &admin{raw: raw, enc: bkt, keys: keyring, ing: ing, store: store, logger: logger,
+		audit: func(*http.Request, string, string, string, map[string]any) {}}
+	adm.register(mux, auth)
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /{$}", index)
@@ -273,6 +294,7 @@ func (s *server) run() error {
 	if s.runtime != nil {
 		g.Add(func() error { return s.runtime.Run(ctx) }, func(error) { cancel() })
 	}
+	g.Add(func() error { return s.comp.Run(ctx) }, func(error) { cancel() })
 
 	runErr := g.Run()
 	if _, ok := errors.AsType[run.SignalError](runErr); ok {
@@ -282,6 +304,7 @@ func (s *server) run() error {
 	if err := s.ing.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close ingester: %w", err))
 	}
+	_ = s.store.Close()
 	if err := s.bucket.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close bucket: %w", err))
 	}

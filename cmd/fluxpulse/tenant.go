@@ -27,6 +27,10 @@ const tenantUsage = `usage: fluxpulse tenant <create|list|delete> [flags]
   create -tenant X   add tenant X to the runtime file (no tokens yet)
   list               list tenants with their tokens (IDs, scopes, expiry; never secrets)
   delete -tenant X   remove tenant X and its tokens: it can no longer push or query
+  delete-data -tenant X
+                     delete tenant X's data keys (crypto-shredding: its data is
+                     unreadable at once; objects are removed in the background).
+                     On a running server use DELETE /api/v1/admin/tenants/X.
 
 Every command takes -data.dir and -runtime-config.file; a running server
 applies the change within its reload period.`
@@ -124,6 +128,8 @@ func runTenant(args []string, stdout, stderr io.Writer) error {
 		auditChanges(files, old, cur)
 		fmt.Fprintf(stdout, "tenant %s %sd in %s\n", tenant, args[0], files.runtimeFile)
 		return nil
+	case "delete-data":
+		return runDeleteData(args[1:], stdout, stderr)
 	case "list":
 		files, err := parseSub("tenant list", args[1:], stderr, tenantUsage, nil)
 		if err != nil {

@@ -1,0 +1,128 @@
+// Package blockstoretest helps tests put real blocks into a real
+// (filesystem, encrypted) bucket and read them back.
+package blockstoretest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/ingester"
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
+)
+
+// Buckets are the raw and the encrypting view of one filesystem bucket.
+type Buckets struct {
+	Raw  bucket.Bucket
+	Enc  bucket.Bucket
+	Keys *encryption.Keyring
+}
+
+// NewBuckets returns a fresh encrypted filesystem bucket.
+func NewBuckets(t testing.TB) Buckets {
+	t.Helper()
+	dir := t.TempDir()
+	raw, err := bucket.NewFilesystem(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, keys, err := encryption.New(encryption.Config{KeyFile: filepath.Join(dir, "keys.json"), KeyCacheTTL: time.Minute}, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Buckets{Raw: raw, Enc: enc, Keys: keys}
+}
+
+// Data is what Ship pushed: values by series (label s).
+type Data map[string][]float64
+
+// Ship pushes series of metric m, one sample every 10s over the given
+// minutes ending now, into a new ingester with one-minute blocks, and ships
+// every block to bkt. Values depend on the series and the time, so two calls
+// with the same arguments (within a minute) write identical samples.
+func Ship(t testing.TB, bkt bucket.Bucket, tenant string, series, minutes int) Data {
+	t.Helper()
+	var icfg ingester.Config
+	var lim limits.Limits
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	icfg.RegisterFlags(fs)
+	lim.RegisterFlags(fs)
+	icfg.Dir = t.TempDir()
+	icfg.BlockRange = time.Minute
+	icfg.Retention = time.Minute
+	lim.IngestionRate = 0
+	ing, err := ingester.New(icfg, limits.NewOverrides(lim), bkt, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ing.Close()
+	start := time.Now().Add(-time.Duration(minutes) * time.Minute).Truncate(time.Minute).UnixMilli()
+	want := Data{}
+	req := &remotewrite.Request{}
+	for s := range series {
+		name := fmt.Sprintf("s%03d", s)
+		ser := remotewrite.Series{Labels: []labels.Label{{Name: "__name__", Value: "m"}, {Name: "s", Value: name}}}
+		for i := range minutes * 6 {
+			ts := start + int64(i)*10_000
+			v := float64(s*1_000_000) + float64(ts/10_000%100_000)
+			ser.Samples = append(ser.Samples, remotewrite.Sample{Timestamp: ts, Value: v})
+			want[name] = append(want[name], v)
+		}
+		req.Series = append(req.Series, ser)
+	}
+	if res, err := ing.Push(context.Background(), tenant, req); err != nil || res.Rejected() {
+		t.Fatalf("push: %v %s", err, res.Message(series))
+	}
+	if err := ing.Flush(tenant); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// Read returns every sample of metric m that q returns, by series, and
+// closes q.
+func Read(t testing.TB, q storage.Querier) Data {
+	t.Helper()
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+	got := Data{}
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		name := ss.At().Labels().Get("s")
+		for it.Next() != 0 {
+			_, v := it.At()
+			got[name] = append(got[name], v)
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Equal reports the first difference between two data sets, or "".
+func Equal(got, want Data) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d series, want %d", len(got), len(want))
+	}
+	for name, vs := range want {
+		if fmt.Sprint(got[name]) != fmt.Sprint(vs) {
+			return fmt.Sprintf("series %s: %d samples %v…, want %d %v…", name, len(got[name]), head(got[name]), len(vs), head(vs))
+		}
+	}
+	return ""
+}
+
+func head(v []float64) []float64 { return v[:min(5, len(v))] }

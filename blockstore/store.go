@@ -1,0 +1,406 @@
+package blockstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// Config configures the block store.
+type Config struct {
+	// Dir keeps the downloaded indexes, one directory per tenant and block.
+	Dir            string
+	SyncInterval   time.Duration
+	ChunkCacheSize int
+}
+
+// RegisterFlags registers the store's flags. Dir is set by the caller.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.SyncInterval, "blocks-storage.sync-interval", time.Minute, "How often a tenant's block list is refreshed from the bucket, at the latest.")
+	fs.IntVar(&c.ChunkCacheSize, "blocks-storage.chunk-cache-size", 256<<20, "Bytes of decrypted chunk data the store keeps in memory.")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("block store directory is not set")
+	}
+	if c.SyncInterval <= 0 {
+		return fmt.Errorf("-blocks-storage.sync-interval must be positive, got %s", c.SyncInterval)
+	}
+	return nil
+}
+
+// Names of the objects of a block and its marks, below <tenant>/blocks/<ULID>/.
+const (
+	MetaFile         = "meta.json"
+	IndexFile        = "index"
+	ChunksDir        = "chunks"
+	DeletionMarkFile = "deletion-mark.json"
+)
+
+// BlockDir returns the object directory of a block.
+func BlockDir(tenant string, id ulid.ULID) string {
+	return path.Join(tenant, "blocks", id.String())
+}
+
+// Store serves queries over the blocks in the bucket.
+type Store struct {
+	cfg    Config
+	bkt    bucket.Bucket
+	pages  *pageCache
+	pool   chunkenc.Pool
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	tenants map[string]*tenantBlocks
+
+	syncs        *prometheus.CounterVec
+	loadedBlocks prometheus.Gauge
+}
+
+// New returns a Store over bkt, which must be the per-tenant encrypting
+// bucket.
+func New(cfg Config, bkt bucket.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create block store directory: %w", err)
+	}
+	f := promauto.With(reg)
+	return &Store{cfg: cfg, bkt: bkt, pages: newPageCache(cfg.ChunkCacheSize, reg), pool: chunkenc.NewPool(), logger: logger,
+		tenants: map[string]*tenantBlocks{},
+		syncs: f.NewCounterVec(prometheus.CounterOpts{Name: "fluxpulse_store_block_syncs_total",
+			Help: "Syncs of tenants' block lists from the bucket, by outcome."}, []string{"outcome"}),
+		loadedBlocks: f.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_store_blocks_loaded",
+			Help: "Blocks whose index the store holds, over all tenants."}),
+	}, nil
+}
+
+// tenantBlocks is the store's view of one tenant.
+type tenantBlocks struct {
+	id       string
+	mu       sync.Mutex // held during a sync
+	blocks   map[ulid.ULID]*block
+	synced   time.Time
+	shredded bool // the tenant's keys are deleted: it has no readable data
+}
+
+func (s *Store) tenant(id string) *tenantBlocks {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tenants[id]
+	if !ok {
+		t = &tenantBlocks{id: id, blocks: map[ulid.ULID]*block{}}
+		s.tenants[id] = t
+	}
+	return t
+}
+
+// blocks returns the tenant's blocks overlapping [mint, maxt], acquired;
+// the caller releases each. The block list is synced first if it is older
+// than the sync interval.
+func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64) ([]*block, error) {
+	if err := tenantauth.ValidateID(tenantID); err != nil {
+		return nil, err
+	}
+	t := s.tenant(tenantID)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if time.Since(t.synced) > s.cfg.SyncInterval {
+		if err := s.sync(ctx, t); err != nil {
+			s.syncs.WithLabelValues("failure").Inc()
+			return nil, fmt.Errorf("sync blocks of tenant %s: %w", tenantID, err)
+		}
+		s.syncs.WithLabelValues("success").Inc()
+		t.synced = time.Now()
+	}
+	var out []*block
+	for _, b := range t.blocks {
+		if b.meta.MinTime <= maxt && b.meta.MaxTime > mint {
+			if b.acquire() == nil {
+				out = append(out, b)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *block) int { return int(a.meta.MinTime - b.meta.MinTime) })
+	return out, nil
+}
+
+// sync brings the tenant's blocks in line with the bucket: new blocks (those
+// whose meta.json exists: it is uploaded last) are loaded, blocks with a
+// deletion mark or gone from the bucket are dropped.
+func (s *Store) sync(ctx context.Context, t *tenantBlocks) error {
+	listed, err := listBlocks(ctx, s.bkt, t.id)
+	if err != nil {
+		return err
+	}
+	for id, lb := range listed {
+		if _, ok := t.blocks[id]; ok || !lb.complete || lb.marked {
+			continue
+		}
+		b, err := s.load(ctx, t.id, id, lb.segments)
+		if errors.Is(err, encryption.ErrTenantKeysDeleted) {
+			s.dropAll(t)
+			t.shredded = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("load block %s: %w", id, err)
+		}
+		t.blocks[id] = b
+		s.loadedBlocks.Inc()
+	}
+	for id, b := range t.blocks {
+		if lb, ok := listed[id]; !ok || lb.marked {
+			delete(t.blocks, id)
+			b.drop()
+			s.loadedBlocks.Dec()
+			_ = os.RemoveAll(b.dir)
+		}
+	}
+	return nil
+}
+
+func (s *Store) dropAll(t *tenantBlocks) {
+	for id, b := range t.blocks {
+		delete(t.blocks, id)
+		b.drop()
+		s.loadedBlocks.Dec()
+	}
+	_ = os.RemoveAll(filepath.Join(s.cfg.Dir, t.id))
+}
+
+// listedBlock is what a listing of the bucket says of one block.
+type listedBlock struct {
+	complete bool     // meta.json exists
+	marked   bool     // a deletion mark exists
+	segments []string // chunk file names, sorted
+}
+
+// listBlocks lists a tenant's blocks with one recursive listing.
+func listBlocks(ctx context.Context, bkt bucket.Reader, tenant string) (map[ulid.ULID]*listedBlock, error) {
+	out := map[ulid.ULID]*listedBlock{}
+	prefix := tenant + "/blocks/"
+	err := bkt.Iter(ctx, prefix, bucket.IterOptions{Recursive: true}, func(name string) error {
+		rest := strings.TrimPrefix(name, prefix)
+		idStr, file, ok := strings.Cut(rest, "/")
+		if !ok {
+			return nil
+		}
+		id, err := ulid.ParseStrict(idStr)
+		if err != nil {
+			return nil // not a block directory
+		}
+		lb := out[id]
+		if lb == nil {
+			lb = &listedBlock{}
+			out[id] = lb
+		}
+		switch {
+		case file == MetaFile:
+			lb.complete = true
+		case file == DeletionMarkFile:
+			lb.marked = true
+		case strings.HasPrefix(file, ChunksDir+"/"):
+			lb.segments = append(lb.segments, name)
+		}
+		return nil
+	})
+	for _, lb := range out {
+		slices.Sort(lb.segments)
+	}
+	return out, err
+}
+
+// ListBlocks returns the metas of a tenant's complete blocks and whether
+// each has a deletion mark. The compactor and the operator report use it.
+func ListBlocks(ctx context.Context, bkt bucket.Reader, tenant string) ([]tsdb.BlockMeta, map[ulid.ULID]bool, error) {
+	listed, err := listBlocks(ctx, bkt, tenant)
+	if err != nil {
+		return nil, nil, err
+	}
+	var metas []tsdb.BlockMeta
+	marked := map[ulid.ULID]bool{}
+	for id, lb := range listed {
+		if !lb.complete {
+			continue
+		}
+		m, err := ReadMeta(ctx, bkt, tenant, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		metas = append(metas, m)
+		marked[id] = lb.marked
+	}
+	slices.SortFunc(metas, func(a, b tsdb.BlockMeta) int { return int(a.MinTime - b.MinTime) })
+	return metas, marked, nil
+}
+
+// ReadMeta reads a block's meta.json from the bucket.
+func ReadMeta(ctx context.Context, bkt bucket.Reader, tenant string, id ulid.ULID) (tsdb.BlockMeta, error) {
+	var m tsdb.BlockMeta
+	r, err := bkt.Get(ctx, path.Join(BlockDir(tenant, id), MetaFile))
+	if err != nil {
+		return m, err
+	}
+	defer r.Close()
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return m, fmt.Errorf("decode meta.json of block %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// load downloads a block's index and opens it.
+func (s *Store) load(ctx context.Context, tenant string, id ulid.ULID, segNames []string) (*block, error) {
+	meta, err := ReadMeta(ctx, s.bkt, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.cfg.Dir, tenant, id.String())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	idxPath := filepath.Join(dir, IndexFile)
+	if err := download(ctx, s.bkt, path.Join(BlockDir(tenant, id), IndexFile), idxPath); err != nil {
+		return nil, err
+	}
+	ir, err := index.NewFileReader(idxPath, index.DecodePostingsRaw)
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	b := &block{meta: meta, dir: dir, ir: ir, bkt: s.bkt, pages: s.pages, pool: s.pool}
+	for _, name := range segNames {
+		a, err := s.bkt.Attributes(ctx, name)
+		if err != nil {
+			_ = ir.Close()
+			return nil, err
+		}
+		b.segments = append(b.segments, segment{name: name, size: a.Size})
+	}
+	return b, nil
+}
+
+func download(ctx context.Context, bkt bucket.Reader, name, dst string) error {
+	r, err := bkt.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("download %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+// Querier returns a querier over the tenant's blocks in [mint, maxt]. A
+// tenant without blocks, or whose keys were deleted, gets an empty querier.
+func (s *Store) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	bs, err := s.blocks(context.Background(), tenant, mint, maxt)
+	if err != nil || len(bs) == 0 {
+		return storage.NoopQuerier(), err
+	}
+	qs := make([]storage.Querier, 0, len(bs))
+	for _, b := range bs {
+		q, err := tsdb.NewBlockQuerier(b, mint, maxt)
+		b.release() // the querier holds its own references now
+		if err != nil {
+			return nil, errors.Join(err, closeQueriers(qs))
+		}
+		qs = append(qs, q)
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// ChunkQuerier is Querier for encoded chunks (remote read).
+func (s *Store) ChunkQuerier(tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	bs, err := s.blocks(context.Background(), tenant, mint, maxt)
+	if err != nil || len(bs) == 0 {
+		return storage.NoopChunkedQuerier(), err
+	}
+	qs := make([]storage.ChunkQuerier, 0, len(bs))
+	for _, b := range bs {
+		q, err := tsdb.NewBlockChunkQuerier(b, mint, maxt)
+		b.release()
+		if err != nil {
+			for _, q := range qs {
+				_ = q.Close()
+			}
+			return nil, err
+		}
+		qs = append(qs, q)
+	}
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+func closeQueriers(qs []storage.Querier) error {
+	var errs []error
+	for _, q := range qs {
+		errs = append(errs, q.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Forget drops everything the store holds of a tenant (after deletion).
+func (s *Store) Forget(tenant string) {
+	t := s.tenant(tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.dropAll(t)
+	t.synced = time.Time{}
+}
+
+// Close drops every block.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	ts := make([]*tenantBlocks, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	for _, t := range ts {
+		t.mu.Lock()
+		for id, b := range t.blocks {
+			delete(t.blocks, id)
+			b.drop()
+		}
+		t.mu.Unlock()
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/fluxpulse/fluxpulse/blockstore"
+	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/ingester"
+	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// admin serves the administrative endpoints (admin scope).
+type admin struct {
+	raw    bucket.Bucket
+	enc    bucket.Bucket
+	keys   *encryption.Keyring
+	ing    *ingester.Ingester
+	store  *blockstore.Store
+	logger *slog.Logger
+	// audit records an administrative action; set by the server.
+	audit func(r *http.Request, action, tenant, outcome string, details map[string]any)
+}
+
+// tenantOf returns the tenant named in the path if the request may act on
+// it, else writes the error.
+func (a *admin) tenantOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tenant := r.PathValue("tenant")
+	if err := tenantauth.ValidateID(tenant); err != nil {
+		querier.WriteError(w, r, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	own, err := tenantauth.Tenant(r.Context())
+	if err != nil || own != tenant {
+		querier.WriteError(w, r, http.StatusForbidden, fmt.Sprintf("the request's tenant (X-Scope-OrgID or token) must be %q, the tenant in the path", tenant))
+		return "", false
+	}
+	return tenant, true
+}
+
+// deleteTenant crypto-shreds a tenant: its data keys are deleted, so every
+// object it has in the bucket is unreadable at once; the ingester drops its
+// local data and the store forgets its blocks. The compactor removes the
+// objects in the background.
+func (a *admin) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := a.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	err := a.keys.DeleteTenantKeys(r.Context(), tenant)
+	if err == nil {
+		err = a.ing.DeleteTenant(tenant)
+	}
+	a.store.Forget(tenant)
+	if err != nil {
+		a.audit(r, "tenant.delete", tenant, "failure", map[string]any{"error": err.Error()})
+		querier.WriteError(w, r, http.StatusInternalServerError, "delete tenant: "+err.Error())
+		return
+	}
+	a.audit(r, "tenant.delete", tenant, "success", nil)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]string{
+		"tenant": tenant, "state": "data keys deleted: the tenant's data is unreadable; its objects are removed in the background"}})
+}
+
+// blocks reports a tenant's blocks in the bucket.
+func (a *admin) blocks(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := a.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	infos, err := blockstore.Report(r.Context(), a.raw, a.enc, tenant)
+	if err != nil {
+		querier.WriteError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	a.audit(r, "blocks.report", tenant, "success", map[string]any{"blocks": len(infos)})
+	if infos == nil {
+		infos = []blockstore.BlockInfo{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": infos})
+}
+
+// register adds the admin routes behind admin-scope authentication.
+func (a *admin) register(mux *http.ServeMux, auth *tenantauth.Authenticator) {
+	wrap := func(h http.HandlerFunc) http.Handler {
+		return auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, h)
+	}
+	mux.Handle("DELETE /api/v1/admin/tenants/{tenant}", wrap(a.deleteTenant))
+	mux.Handle("GET /api/v1/admin/tenants/{tenant}/blocks", wrap(a.blocks))
+}
