@@ -241,4 +241,3 @@ func (c *chunkReader) Close() error {
 	c.once.Do(c.b.release)
 	return nil
 }
-

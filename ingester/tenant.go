@@ -73,7 +73,7 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 		return fmt.Errorf("open TSDB in %s: %w", t.dir, err)
 	}
 	t.db = db
-	db.DisableCompactions() // the shipper cuts blocks, then ships them
+	db.DisableCompactions()        // the shipper cuts blocks, then ships them
 	t.series.enforcing.Store(true) // the WAL is replayed: limits apply from now on
 	t.oooWindow = lim.OutOfOrderTimeWindow
 	t.maxExemplars = int(o.MaxExemplars)
