@@ -51,6 +51,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Record describes one finished push, for usage accounting and the audit
+// log. Received counts what the request carried; Result what was stored and
+// refused.
+type Record struct {
+	Version                        remotewrite.Version
+	Status                         int
+	Bytes                          int
+	Samples, Histograms, Exemplars int
+	Result                         remotewrite.Result
+}
+
+// Observer is told about every push that named a tenant.
+type Observer func(r *http.Request, tenant string, rec Record)
+
+// Observe sets the function told about every push. Set it before serving.
+func (d *Distributor) Observe(o Observer) { d.observer = o }
+
 // Pusher stores validated requests: the ingester, in process or remote.
 //
 // Push must not keep req or any string of it after it returns. A non-nil
@@ -69,8 +86,9 @@ type Distributor struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	bufs  sync.Pool // *[]byte, for compressed and decompressed bodies
-	rates rateLimiters
+	bufs     sync.Pool // *[]byte, for compressed and decompressed bodies
+	rates    rateLimiters
+	observer Observer
 
 	received    *prometheus.CounterVec
 	recvBytes   *prometheus.CounterVec
@@ -150,12 +168,17 @@ func version(contentType string) (remotewrite.Version, error) {
 // from the request context (tenantauth middleware).
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := d.now()
-	ver, status := d.serve(w, r)
+	var rec Record
+	ver, status := d.serve(w, r, &rec)
 	d.requests.WithLabelValues(strconv.Itoa(int(ver)), strconv.Itoa(status)).Inc()
 	d.reqSeconds.Observe(time.Since(start).Seconds())
+	if tenant, err := tenantauth.Tenant(r.Context()); err == nil && d.observer != nil {
+		rec.Version, rec.Status = ver, status
+		d.observer(r, tenant, rec)
+	}
 }
 
-func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite.Version, int) {
+func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record) (remotewrite.Version, int) {
 	fail := func(v remotewrite.Version, err error) (remotewrite.Version, int) {
 		status := http.StatusInternalServerError
 		if he, ok := errors.AsType[*httpError](err); ok {
@@ -193,6 +216,7 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 		return fail(ver, err)
 	}
 	d.recvBytes.WithLabelValues(tenant).Add(float64(len(body)))
+	rec.Bytes = len(body)
 	dbuf := d.getBuf()
 	defer d.putBuf(dbuf)
 	raw, err := d.decompress(body, dbuf)
@@ -211,6 +235,7 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 		return fail(ver, &httpError{http.StatusBadRequest, fmt.Sprintf("%s body is not a valid protobuf message: %v", ver, err)})
 	}
 
+	rec.Samples, rec.Histograms, rec.Exemplars = req.Counts()
 	if wait, err := d.checkRate(tenant, req); err != nil {
 		if wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
@@ -219,6 +244,7 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request) (remotewrite
 	}
 	total := len(req.Series)
 	res, err := d.push(r.Context(), tenant, req)
+	rec.Result = res
 	if ver == remotewrite.V2 {
 		h := w.Header()
 		h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Samples))

@@ -402,6 +402,15 @@ func (i *Ingester) DeleteTenant(id string) error {
 	return errors.Join(err, os.RemoveAll(filepath.Join(i.cfg.Dir, id)))
 }
 
+// ActiveSeries returns the series in each open tenant's head.
+func (i *Ingester) ActiveSeries() map[string]int64 {
+	out := map[string]int64{}
+	for _, t := range i.openTenants() {
+		out[t.id] = int64(t.db.Head().NumSeries())
+	}
+	return out
+}
+
 // seriesCollector reports the active series of each open tenant.
 type seriesCollector struct{ i *Ingester }
 

@@ -1,6 +1,7 @@
 package tenantauth
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -94,14 +95,15 @@ func (a *Authenticator) OnFailure(f func(*http.Request, Failure)) { a.onFailure 
 // tenant. Write, rules and admin requests must name exactly one tenant.
 func (a *Authenticator) Authenticate(r *http.Request, scope Scope) (*http.Request, error) {
 	var (
-		actor = "header"
-		ids   []string
-		err   *Error
+		actor    = "header"
+		ids      []string
+		err      *Error
+		operator bool
 	)
 	if a.cfg.Mode == "header" {
 		ids, err = a.headerTenants(r)
 	} else {
-		actor, ids, err = a.tokenTenants(r, scope)
+		actor, ids, operator, err = a.tokenTenants(r, scope)
 	}
 	if err == nil && len(ids) > 1 && scope != ScopeRead {
 		err = &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s names %d tenants; only reads may name several", OrgIDHeader, len(ids))}
@@ -112,7 +114,7 @@ func (a *Authenticator) Authenticate(r *http.Request, scope Scope) (*http.Reques
 		}
 		return nil, err
 	}
-	return r.WithContext(With(r.Context(), actor, ids...)), nil
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, identity{tenants: ids, actor: actor, operator: operator})), nil
 }
 
 func (a *Authenticator) headerTenants(r *http.Request) ([]string, *Error) {
@@ -127,51 +129,53 @@ func (a *Authenticator) headerTenants(r *http.Request) ([]string, *Error) {
 	return ids, nil
 }
 
-func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []string, *Error) {
+func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []string, bool, *Error) {
 	user, token, basic := r.BasicAuth()
 	if !basic {
 		var ok bool
 		token, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
-			return "", nil, &Error{Status: http.StatusUnauthorized, Msg: "no credentials: send Authorization: Bearer <token>, or basic auth with the tenant ID as user and the token as password"}
+			return "", nil, false, &Error{Status: http.StatusUnauthorized, Msg: "no credentials: send Authorization: Bearer <token>, or basic auth with the tenant ID as user and the token as password"}
 		}
 	}
 	e, err := a.idx.Load().check(strings.TrimSpace(token))
 	if err != nil {
-		return "", nil, &Error{Status: http.StatusUnauthorized, Msg: "invalid credentials: " + err.Error()}
+		return "", nil, false, &Error{Status: http.StatusUnauthorized, Msg: "invalid credentials: " + err.Error()}
 	}
 	if !e.expires.IsZero() && a.now().After(e.expires) {
-		return e.id, nil, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
+		return e.id, nil, false, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
 	}
 	if !e.scopes[scope] && !e.all {
-		return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s does not have the %s scope", e.id, scope)}
+		return e.id, nil, false, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s does not have the %s scope", e.id, scope)}
 	}
 	var ids []string
 	switch h := r.Header.Get(OrgIDHeader); {
 	case h != "":
 		var perr error
 		if ids, perr = ParseIDs(h); perr != nil {
-			return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "invalid " + OrgIDHeader + " header: " + perr.Error()}
+			return e.id, nil, false, &Error{Status: http.StatusBadRequest, Msg: "invalid " + OrgIDHeader + " header: " + perr.Error()}
 		}
 	case basic && user != "":
 		if verr := ValidateID(user); verr != nil {
-			return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "invalid basic-auth user (the tenant ID): " + verr.Error()}
+			return e.id, nil, false, &Error{Status: http.StatusBadRequest, Msg: "invalid basic-auth user (the tenant ID): " + verr.Error()}
 		}
 		ids = []string{user}
 	case e.owner != "":
 		ids = []string{e.owner}
+	case e.all && scope == ScopeAdmin:
+		return e.id, nil, true, nil // operator-wide: the handler decides what it allows
 	default:
-		return e.id, nil, &Error{Status: http.StatusBadRequest, Msg: "an admin token must name its tenant in " + OrgIDHeader}
+		return e.id, nil, false, &Error{Status: http.StatusBadRequest, Msg: "an operator token must name its tenant in " + OrgIDHeader}
 	}
 	if basic && user != "" && !slices.Contains(ids, user) {
-		return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("basic-auth user %q is not among the tenants named in %s", user, OrgIDHeader)}
+		return e.id, nil, false, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("basic-auth user %q is not among the tenants named in %s", user, OrgIDHeader)}
 	}
 	for _, id := range ids {
 		if !e.all && !e.tenants[id] {
-			return e.id, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s may not access tenant %q", e.id, id)}
+			return e.id, nil, false, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s may not access tenant %q", e.id, id)}
 		}
 	}
-	return e.id, ids, nil
+	return e.id, ids, e.all, nil
 }
 
 // ErrorWriter writes an authentication failure in the caller's format.

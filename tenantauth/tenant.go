@@ -73,8 +73,9 @@ func ParseIDs(v string) ([]string, error) {
 type ctxKey struct{}
 
 type identity struct {
-	tenants []string
-	actor   string
+	tenants  []string
+	actor    string
+	operator bool // an operator (admin) token: any tenant
 }
 
 // With returns a context that carries the given tenants and the actor (a
@@ -106,6 +107,14 @@ func Tenant(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("this request must name exactly one tenant, it names %d", len(ts))
 	}
 	return ts[0], nil
+}
+
+// IsOperator reports whether the request carries an operator token, valid
+// for every tenant. Such a request may name no tenant at all, for
+// operator-wide endpoints such as the usage report.
+func IsOperator(ctx context.Context) bool {
+	id, _ := ctx.Value(ctxKey{}).(identity)
+	return id.operator
 }
 
 // Actor returns who made the request: a token ID in token mode, "header" in

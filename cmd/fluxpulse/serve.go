@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/compactor"
@@ -32,6 +33,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
+	"github.com/fluxpulse/fluxpulse/usage"
 )
 
 // serverConfig is every flag of the server.
@@ -45,6 +47,8 @@ type serverConfig struct {
 	printVersion    bool
 	runtimeFile     string
 	runtimeReload   time.Duration
+	auditFile       string
+	auditSync       bool
 	tls             tlsConfig
 
 	auth        tenantauth.Config
@@ -69,6 +73,8 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
 	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
+	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)
 	c.storage.RegisterFlags(fs)
 	c.encryption.RegisterFlags(fs)
@@ -138,6 +144,9 @@ func serve(args []string) error {
 		cfg.runtimeFile = filepath.Join(cfg.dataDir, "runtime.yaml")
 	}
 	cfg.store.Dir = filepath.Join(cfg.dataDir, "store")
+	if cfg.auditFile == "" {
+		cfg.auditFile = filepath.Join(cfg.dataDir, "audit", "audit.log")
+	}
 	cfg.compactor.Dir = filepath.Join(cfg.dataDir, "compactor")
 	if cfg.storage.Filesystem.Dir == "" {
 		cfg.storage.Filesystem.Dir = filepath.Join(cfg.dataDir, "bucket")
@@ -165,6 +174,8 @@ type server struct {
 	ing      *ingester.Ingester
 	store    *blockstore.Store
 	comp     *compactor.Compactor
+	audit    *audit.Logger
+	usage    *usage.Recorder
 	runtime  *runtimeconfig.Watcher
 	handler  http.Handler
 	stopping atomic.Bool
@@ -176,6 +187,13 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
+	al, err := audit.OpenWithOptions(cfg.auditFile, audit.Options{Sync: cfg.auditSync}, logger.With("component", "audit"), reg)
+	if err != nil {
+		return nil, err
+	}
+	obs := &observers{audit: al}
+	auth.OnFailure(obs.authFailure)
+	onRuntimeChange = obs.runtimeChange
 	watcher, err := loadRuntimeConfig(cfg, auth, lim, logger.With("component", "runtime-config"), reg)
 	if err != nil {
 		return nil, err
@@ -210,7 +228,27 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, store: store, comp: comp, runtime: watcher}
+	gauges := func() map[string]usage.Gauges {
+		active := ing.ActiveSeries()
+		tenants := make([]string, 0, len(active))
+		for t := range active {
+			tenants = append(tenants, t)
+		}
+		stored := storedBytes(context.Background(), raw, tenants)
+		out := map[string]usage.Gauges{}
+		for t, n := range active {
+			out[t] = usage.Gauges{ActiveSeries: n, StoredBytes: stored[t]}
+		}
+		return out
+	}
+	rec, err := usage.NewRecorder(usageDir(cfg.dataDir), gauges, logger.With("component", "usage"), reg)
+	if err != nil {
+		return nil, err
+	}
+	obs.usage = rec
+	dist.Observe(obs.push)
+	q.Observe(obs.query)
+	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, store: store, comp: comp, audit: al, usage: rec, runtime: watcher}
 
 	mux := http.NewServeMux()
 	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
@@ -219,9 +257,9 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	q.Register(mux, func(h http.Handler) http.Handler {
 		return auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})
-	adm := &admin{raw: raw, enc: bkt, keys: keyring, ing: ing, store: store, logger: logger,
-		audit: func(*http.Request, string, string, string, map[string]any) {}}
+	adm := &admin{raw: raw, enc: bkt, keys: keyring, ing: ing, store: store, logger: logger, audit: obs.admin}
 	adm.register(mux, auth)
+	mux.Handle("GET /api/v1/admin/usage", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, rec.Handler(allowedUsage)))
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /{$}", index)
@@ -295,6 +333,8 @@ func (s *server) run() error {
 		g.Add(func() error { return s.runtime.Run(ctx) }, func(error) { cancel() })
 	}
 	g.Add(func() error { return s.comp.Run(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return s.audit.Run(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return s.usage.Run(ctx) }, func(error) { cancel() })
 
 	runErr := g.Run()
 	if _, ok := errors.AsType[run.SignalError](runErr); ok {
@@ -305,6 +345,9 @@ func (s *server) run() error {
 		return errors.Join(runErr, fmt.Errorf("close ingester: %w", err))
 	}
 	_ = s.store.Close()
+	if err := s.audit.Close(); err != nil {
+		s.logger.Error("close audit log", "err", err)
+	}
 	if err := s.bucket.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close bucket: %w", err))
 	}
