@@ -166,3 +166,25 @@ func TestConcurrentQueryLimit(t *testing.T) {
 		t.Fatalf("after the first finished: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestExport(t *testing.T) {
+	e := newQueryEnv(t)
+	status, _, body := e.get(t, "/api/v1/export", url.Values{"match[]": {`m{s="3"}`}})
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	var line exportLine
+	if err := json.Unmarshal([]byte(body), &line); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	if line.Metric["s"] != "3" || len(line.Values) != 120 || len(line.Timestamps) != 120 || line.Values[119] != 119 {
+		t.Fatalf("exported %v with %d values", line.Metric, len(line.Values))
+	}
+	if status, _, body := e.get(t, "/api/v1/export", nil); status != 400 || !strings.Contains(body, "match[]") {
+		t.Fatalf("without match[]: %d %s", status, body)
+	}
+	status, _, body = e.get(t, "/api/v1/export", url.Values{"match[]": {`{__name__="m"}`}})
+	if n := strings.Count(body, "\n"); status != 200 || n != 5 {
+		t.Fatalf("all series: %d, %d lines", status, n)
+	}
+}

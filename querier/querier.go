@@ -166,6 +166,7 @@ func (q *Querier) Register(mux *http.ServeMux, auth func(http.Handler) http.Hand
 		}
 		mux.Handle(prefix+"/api/v1/label/{name}/values", auth(api))
 		mux.Handle(prefix+"/api/v1/metadata", auth(q.limit(http.HandlerFunc(q.metadata))))
+		mux.Handle(prefix+"/api/v1/export", auth(q.limit(http.HandlerFunc(q.export))))
 		mux.Handle(prefix+"/api/v1/status/buildinfo", http.HandlerFunc(q.buildInfo))
 	}
 }

@@ -78,6 +78,8 @@ func queryAction(path string) string {
 		return audit.ActionQuery
 	case strings.HasSuffix(path, "/query_exemplars"):
 		return "query.exemplars"
+	case strings.HasSuffix(path, "/export"):
+		return audit.ActionExport
 	case strings.HasSuffix(path, "/read"):
 		return "query.remote-read"
 	case strings.HasSuffix(path, "/format_query"), strings.HasSuffix(path, "/parse_query"):
