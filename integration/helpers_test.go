@@ -225,3 +225,5 @@ func remoteReadSeries(t testing.TB, base, tenant, source string, start, end time
 	}
 	return len(res.Results[0].Timeseries)
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

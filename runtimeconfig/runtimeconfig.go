@@ -174,8 +174,8 @@ type Change struct {
 // Diff lists what changed from old to cur.
 func Diff(old, cur *Config) []Change {
 	var out []Change
-	if old == nil {
-		old = &Config{Credentials: tenantauth.Credentials{Tenants: map[string][]tenantauth.Token{}}, Limits: map[string]limits.Limits{}}
+	if old == nil { // everything in cur is new; its defaults are not a change
+		old = &Config{Credentials: tenantauth.Credentials{Tenants: map[string][]tenantauth.Token{}}, Limits: map[string]limits.Limits{}, Defaults: cur.Defaults}
 	}
 	tokens := func(c *Config) map[string]string { // id -> tenant
 		m := map[string]string{}

@@ -41,6 +41,10 @@ func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *li
 			return
 		}
 		lim.Set(cur.Defaults, cur.Limits)
+		if old == nil { // the start, not a change
+			onRuntimeChange(runtimeconfig.Change{Action: "config.load", Target: fmt.Sprintf("%d tenants", len(cur.Credentials.Tenants))})
+			return
+		}
 		for _, ch := range runtimeconfig.Diff(old, cur) {
 			onRuntimeChange(ch)
 		}
