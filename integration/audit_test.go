@@ -27,7 +27,9 @@ func TestAuditLogRecordsEveryAction(t *testing.T) {
 	fp.cli(t, "tenant", "create", "-tenant", "acme")
 	tok, tokID := fp.newToken(t, "-tenant", "acme", "-scopes", "write,read")
 	op, opID := fp.newToken(t, "-scopes", "admin") // operator token
-	bearer := func(tk string) func(*http.Request) { return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tk) } }
+	bearer := func(tk string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tk) }
+	}
 
 	testbin.Eventually(t, 10*time.Second, func() error {
 		if s, b := fp.do(t, request{"POST", "/api/v1/push", pushBody(t, "audited_metric"), "application/x-protobuf"}, bearer(tok), ""); s != 204 {
