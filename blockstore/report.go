@@ -38,6 +38,9 @@ func Report(ctx context.Context, raw, enc bucket.Reader, tenant string) ([]Block
 			MarkedDeleted: marked[m.ULID]}
 		err := raw.Iter(ctx, BlockDir(tenant, m.ULID), bucket.IterOptions{Recursive: true}, func(name string) error {
 			a, err := raw.Attributes(ctx, name)
+			if bucket.IsNotFound(err) {
+				return nil // deleted by the compactor while we listed
+			}
 			if err != nil {
 				return err
 			}

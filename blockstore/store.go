@@ -254,6 +254,9 @@ func ListBlocks(ctx context.Context, bkt bucket.Reader, tenant string) ([]tsdb.B
 			continue
 		}
 		m, err := ReadMeta(ctx, bkt, tenant, id)
+		if bucket.IsNotFound(err) {
+			continue // deleted since the listing
+		}
 		if err != nil {
 			return nil, nil, err
 		}
