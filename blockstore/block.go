@@ -209,8 +209,7 @@ func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunken
 		return nil, nil, fmt.Errorf("block %s: chunk segment %d out of range of %d", c.b.meta.ULID, seg, len(c.b.segments))
 	}
 	s := c.b.segments[seg]
-	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-	defer cancel()
+	ctx := context.Background() // bounded by fetchTimeout where the bucket is asked
 	head, err := c.b.pages.read(ctx, c.b.bkt, s.name, s.size, int64(off), int64(chunks.MaxChunkLengthFieldSize), &c.memo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("block %s: read chunk: %w", c.b.meta.ULID, err)

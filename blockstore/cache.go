@@ -78,6 +78,8 @@ func (p *pageCache) fetch(ctx context.Context, bkt bucket.Reader, name string, s
 	if n <= 0 {
 		return nil, fmt.Errorf("read %s: page %d is past the end (%d bytes)", name, k, size)
 	}
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
 	r, err := bkt.GetRange(ctx, name, off, n)
 	if err != nil {
 		return nil, err

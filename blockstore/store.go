@@ -389,6 +389,9 @@ func (s *Store) Forget(tenant string) {
 	t.synced = time.Time{}
 }
 
+// ResetCache empties the cache of decrypted chunk data.
+func (s *Store) ResetCache() { s.pages.c.Reset() }
+
 // Close drops every block.
 func (s *Store) Close() error {
 	s.mu.Lock()

@@ -51,20 +51,32 @@ type Data map[string][]float64
 // with the same arguments (within a minute) write identical samples.
 func Ship(t testing.TB, bkt bucket.Bucket, tenant string, series, minutes int) Data {
 	t.Helper()
+	ing, want := Ingest(t, bkt, time.Minute, tenant, series, minutes)
+	defer ing.Close()
+	if err := ing.Flush(tenant); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// Ingest pushes the data Ship pushes into a new ingester with the given
+// block range that ships to bkt (nil: keeps everything local), and returns
+// the open ingester.
+func Ingest(t testing.TB, bkt bucket.Bucket, blockRange time.Duration, tenant string, series, minutes int) (*ingester.Ingester, Data) {
+	t.Helper()
 	var icfg ingester.Config
 	var lim limits.Limits
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	icfg.RegisterFlags(fs)
 	lim.RegisterFlags(fs)
 	icfg.Dir = t.TempDir()
-	icfg.BlockRange = time.Minute
-	icfg.Retention = time.Minute
+	icfg.BlockRange = blockRange
+	icfg.Retention = blockRange
 	lim.IngestionRate = 0
 	ing, err := ingester.New(icfg, limits.NewOverrides(lim), bkt, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ing.Close()
 	start := time.Now().Add(-time.Duration(minutes) * time.Minute).Truncate(time.Minute).UnixMilli()
 	want := Data{}
 	req := &remotewrite.Request{}
@@ -82,10 +94,7 @@ func Ship(t testing.TB, bkt bucket.Bucket, tenant string, series, minutes int) D
 	if res, err := ing.Push(context.Background(), tenant, req); err != nil || res.Rejected() {
 		t.Fatalf("push: %v %s", err, res.Message(series))
 	}
-	if err := ing.Flush(tenant); err != nil {
-		t.Fatal(err)
-	}
-	return want
+	return ing, want
 }
 
 // Read returns every sample of metric m that q returns, by series, and
