@@ -31,6 +31,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/ruler"
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
@@ -60,6 +61,7 @@ type serverConfig struct {
 	distributor distributor.Config
 	ingester    ingester.Config
 	querier     querier.Config
+	ruler       rulerConfig
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -84,11 +86,12 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
 	c.querier.RegisterFlags(fs)
+	c.ruler.registerFlags(fs)
 }
 
 // knownTargets are the roles this binary has. Only "all" runs today: the
 // roles reach each other in process.
-var knownTargets = []string{"all", "distributor", "ingester", "querier"}
+var knownTargets = []string{"all", "distributor", "ingester", "querier", "ruler"}
 
 func (c *serverConfig) validate() error {
 	for _, t := range strings.Split(c.target, ",") {
@@ -176,6 +179,7 @@ type server struct {
 	comp     *compactor.Compactor
 	audit    *audit.Logger
 	usage    *usage.Recorder
+	ruler    *ruler.Ruler
 	runtime  *runtimeconfig.Watcher
 	handler  http.Handler
 	stopping atomic.Bool
@@ -219,8 +223,13 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
-	q, err := querier.New(cfg.querier, querier.NewQueryable(lim, cfg.querier.LookbackDelta, ing, ing, store), ing,
-		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date}, logger.With("component", "querier"), reg)
+	queryable := querier.NewQueryable(lim, cfg.querier.LookbackDelta, ing, ing, store)
+	q, err := querier.New(cfg.querier, queryable, ing,
+		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date, Features: rulerFeatures()}, logger.With("component", "querier"), reg)
+	if err != nil {
+		return nil, err
+	}
+	rul, err := newRuler(cfg.ruler, ruler.Dependencies{Engine: q.Engine(), Queryable: queryable, Pusher: dist, Bucket: bkt, Limits: lim, Audit: al}, logger, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +257,7 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	obs.usage = rec
 	dist.Observe(obs.push)
 	q.Observe(obs.query)
-	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, store: store, comp: comp, audit: al, usage: rec, runtime: watcher}
+	s := &server{cfg: cfg, logger: logger, bucket: bkt, keyring: keyring, ing: ing, store: store, comp: comp, audit: al, usage: rec, ruler: rul, runtime: watcher}
 
 	mux := http.NewServeMux()
 	write := auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
@@ -259,6 +268,7 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	})
 	adm := &admin{raw: raw, enc: bkt, keys: keyring, ing: ing, store: store, logger: logger, audit: obs.admin}
 	adm.register(mux, auth)
+	registerRuler(mux, rul, auth)
 	mux.Handle("GET /api/v1/admin/usage", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, rec.Handler(allowedUsage)))
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -335,6 +345,7 @@ func (s *server) run() error {
 	g.Add(func() error { return s.comp.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return s.audit.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return s.usage.Run(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return s.runRuler(ctx) }, func(error) { cancel() })
 
 	runErr := g.Run()
 	if _, ok := errors.AsType[run.SignalError](runErr); ok {

@@ -1,0 +1,223 @@
+package ruler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// actorRuler is the actor of the queries and writes of rule evaluations.
+const actorRuler = "ruler"
+
+// tenant is one tenant's running rules. Only the Run goroutine changes it.
+type tenant struct {
+	id       string
+	manager  *rules.Manager
+	loader   *memLoader
+	notifier *tenantNotifier
+	reg      *tenantRegistry
+	digest   [sha256.Size]byte
+	done     chan struct{} // closed when manager.Run returns
+}
+
+// newTenant starts a rules manager for the tenant, with no groups yet. Its
+// queries and writes carry a context naming the tenant.
+func (r *Ruler) newTenant(ctx context.Context, id string) *tenant {
+	reg := newTenantRegistry(r.reg, id)
+	t := &tenant{
+		id:       id,
+		loader:   &memLoader{parser: r.parser},
+		notifier: &tenantNotifier{tenant: id, reg: reg},
+		reg:      reg,
+		done:     make(chan struct{}),
+	}
+	var registerer prometheus.Registerer
+	if r.reg != nil {
+		registerer = reg
+	}
+	t.manager = rules.NewManager(&rules.ManagerOptions{
+		NameValidationScheme: model.UTF8Validation,
+		ExternalURL:          r.extURL,
+		QueryFunc:            rules.EngineQueryFunc(r.deps.Engine, r.deps.Queryable),
+		NotifyFunc:           rules.SendAlerts(t.notifier, r.extURL.String()),
+		Context:              tenantauth.With(ctx, actorRuler, id),
+		AppendableV2:         &appendable{tenant: id, pusher: r.deps.Pusher, metrics: r.writes, logs: r.logs, logger: r.logger},
+		Queryable:            r.deps.Queryable,
+		Logger:               r.logger.With("tenant", id),
+		Registerer:           registerer,
+		OutageTolerance:      r.cfg.OutageTolerance,
+		ForGracePeriod:       r.cfg.ForGracePeriod,
+		ResendDelay:          r.cfg.ResendDelay,
+		GroupLoader:          t.loader,
+		// Groups added to a running tenant may have been evaluated before
+		// (by another process, or before a failed read): restore them too.
+		RestoreNewRuleGroups: true,
+		Parser:               r.parser,
+	})
+	go func() {
+		defer close(t.done)
+		t.manager.Run()
+	}()
+	return t
+}
+
+// applyGroups hands the tenant's stored groups to its manager, unless they
+// are what it runs already. Groups that no longer validate are skipped.
+func (r *Ruler) applyGroups(t *tenant, stored []storedGroup) {
+	lim := r.deps.Limits.Limits(t.id)
+	byNS := map[string][]rulefmt.RuleGroup{}
+	var namespaces []string
+	h := sha256.New()
+	for _, sg := range stored {
+		g, err := parseStored(sg.YAML, r.parser)
+		if err == nil && g.Name != sg.Group {
+			err = fmt.Errorf("the object of group %q holds group %q", sg.Group, g.Name)
+		}
+		if err != nil {
+			if r.logs.allow("stored/" + t.id) {
+				r.logger.Error("skipping a stored rule group that does not load", "tenant", t.id, "namespace", sg.Namespace, "group", sg.Group, "err", err)
+			}
+			continue
+		}
+		g.Interval = model.Duration(effectiveInterval(g, r.cfg.EvaluationInterval, lim.RulerMinEvaluationInterval))
+		if _, ok := byNS[sg.Namespace]; !ok {
+			namespaces = append(namespaces, sg.Namespace)
+		}
+		byNS[sg.Namespace] = append(byNS[sg.Namespace], g)
+		for _, s := range []string{sg.Namespace, sg.Group, string(sg.YAML)} {
+			_ = binary.Write(h, binary.LittleEndian, int64(len(s)))
+			h.Write([]byte(s))
+		}
+		_ = binary.Write(h, binary.LittleEndian, int64(g.Interval))
+	}
+	var digest [sha256.Size]byte
+	h.Sum(digest[:0])
+	if digest == t.digest {
+		return
+	}
+	t.loader.set(byNS)
+	slices.Sort(namespaces)
+	if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, r.extLabels, r.extURL.String(), nil); err != nil {
+		r.m.syncFailures.Inc()
+		r.logger.Error("load rule groups; keeping the previous ones", "tenant", t.id, "err", err)
+		return
+	}
+	t.digest = digest
+	r.logger.Info("rule groups loaded", "tenant", t.id, "namespaces", len(namespaces), "groups", len(stored))
+}
+
+// stopTenant stops the tenant's evaluations, then its notifications (so
+// that alerts of the last evaluations still go out), then removes its
+// metrics.
+func (r *Ruler) stopTenant(t *tenant) {
+	t.manager.Stop()
+	<-t.done
+	t.notifier.stop()
+	t.reg.unregisterAll()
+	r.writes.forget(t.id)
+	r.logs.forget(t.id)
+	r.logs.forget("stored/" + t.id)
+	r.logs.forget("notifier/" + t.id)
+}
+
+// memLoader is the rules.GroupLoader of one tenant: it returns the groups
+// of a namespace from memory. The manager calls it from Update only.
+type memLoader struct {
+	parser parser.Parser
+	mu     sync.Mutex
+	groups map[string][]rulefmt.RuleGroup
+}
+
+var _ rules.GroupLoader = (*memLoader)(nil)
+
+func (l *memLoader) set(groups map[string][]rulefmt.RuleGroup) {
+	l.mu.Lock()
+	l.groups = groups
+	l.mu.Unlock()
+}
+
+// Load returns the groups of namespace.
+func (l *memLoader) Load(namespace string, _ bool, _ model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	gs, ok := l.groups[namespace]
+	if !ok {
+		return nil, []error{fmt.Errorf("BUG: namespace %q was not set before the update", namespace)}
+	}
+	return &rulefmt.RuleGroups{Groups: gs}, nil
+}
+
+// Parse parses a rule's expression.
+func (l *memLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
+
+// tenantRegistry registers a tenant's collectors with a tenant label and
+// remembers them, so that they can all be unregistered when the tenant goes
+// away (the rules and notifier packages register their own and offer no
+// way to remove them).
+type tenantRegistry struct {
+	reg prometheus.Registerer // nil: register nothing
+	mu  sync.Mutex
+	cs  []prometheus.Collector
+}
+
+func newTenantRegistry(reg prometheus.Registerer, tenant string) *tenantRegistry {
+	if reg == nil {
+		return &tenantRegistry{}
+	}
+	return &tenantRegistry{reg: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenant}, reg)}
+}
+
+// Register implements prometheus.Registerer.
+func (t *tenantRegistry) Register(c prometheus.Collector) error {
+	if t.reg == nil {
+		return nil
+	}
+	if err := t.reg.Register(c); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.cs = append(t.cs, c)
+	t.mu.Unlock()
+	return nil
+}
+
+// MustRegister implements prometheus.Registerer.
+func (t *tenantRegistry) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(fmt.Sprintf("BUG: register a tenant's metrics: %v", err))
+		}
+	}
+}
+
+// Unregister implements prometheus.Registerer.
+func (t *tenantRegistry) Unregister(c prometheus.Collector) bool {
+	if t.reg == nil {
+		return false
+	}
+	t.mu.Lock()
+	t.cs = slices.DeleteFunc(t.cs, func(x prometheus.Collector) bool { return x == c })
+	t.mu.Unlock()
+	return t.reg.Unregister(c)
+}
+
+func (t *tenantRegistry) unregisterAll() {
+	t.mu.Lock()
+	cs := t.cs
+	t.cs = nil
+	t.mu.Unlock()
+	for _, c := range cs {
+		t.reg.Unregister(c)
+	}
+}
