@@ -264,7 +264,9 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 	if err := os.WriteFile(rulesFile, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prom := startPrometheus(t, func(self string) string { return rulerPromConfig(rulesFile, teams["a"].addr, teams["b"].addr, fp.url()) }, "")
+	prom := startPrometheus(t, func(self string) string {
+		return rulerPromConfig(rulesFile, teams["a"].addr, teams["b"].addr, fp.url())
+	}, "")
 	fpAPI := fp.url() + "/prometheus"
 
 	// Both rulers have evaluated, and five recorded samples exist.
