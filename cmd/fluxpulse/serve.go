@@ -46,6 +46,7 @@ type serverConfig struct {
 	logLevel        string
 	logFormat       string
 	printVersion    bool
+	configPage      string // every flag and its value, secrets redacted
 	runtimeFile     string
 	runtimeReload   time.Duration
 	auditFile       string
@@ -135,6 +136,9 @@ func serve(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	var page strings.Builder
+	fs.VisitAll(func(f *flag.Flag) { fmt.Fprintf(&page, "-%s=%s\n", f.Name, f.Value) })
+	cfg.configPage = page.String()
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -271,6 +275,10 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	registerRuler(mux, rul, auth)
 	mux.Handle("GET /api/v1/admin/usage", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, rec.Handler(allowedUsage)))
 	mux.HandleFunc("GET /ready", s.ready)
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, cfg.configPage)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /{$}", index)
 	s.handler = mux
