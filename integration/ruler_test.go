@@ -234,12 +234,16 @@ func postRules(t *testing.T, fp *fluxPulse, tenant, namespace, group string) {
 	}
 }
 
-// TestRulerAlertsThroughAlertmanager runs the whole alerting path with real
-// processes: Prometheus scrapes two teams' targets and remote-writes each
-// team to its own tenant; both tenants have the same rule groups; each
-// tenant's alerts go to its own Alertmanager (per-tenant URL in the runtime
-// file) behind a proxy that records X-Scope-OrgID, and on to a webhook.
-func TestRulerAlertsThroughAlertmanager(t *testing.T) {
+// rulerE2E is the set of processes of TestRulerAlertsThroughAlertmanager.
+type rulerE2E struct {
+	wh                     *webhook
+	proxyA, proxyB, global *amProxy
+	fp                     *fluxPulse
+	teams                  map[string]*svcTarget
+	prom                   *prometheusProc
+}
+
+func startRulerE2E(t *testing.T) *rulerE2E {
 	wh := startWebhook(t)
 	proxyA := startAMProxy(t, startAlertmanager(t, wh.URL+"/a"))
 	proxyB := startAMProxy(t, startAlertmanager(t, wh.URL+"/b"))
@@ -267,7 +271,19 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 	prom := startPrometheus(t, func(self string) string {
 		return rulerPromConfig(rulesFile, teams["a"].addr, teams["b"].addr, fp.url())
 	}, "")
-	fpAPI := fp.url() + "/prometheus"
+
+	return &rulerE2E{wh: wh, proxyA: proxyA, proxyB: proxyB, global: global, fp: fp, teams: teams, prom: prom}
+}
+
+// TestRulerAlertsThroughAlertmanager runs the whole alerting path with real
+// processes: Prometheus scrapes two teams' targets and remote-writes each
+// team to its own tenant; both tenants have the same rule groups; each
+// tenant's alerts go to its own Alertmanager (per-tenant URL in the runtime
+// file) behind a proxy that records X-Scope-OrgID, and on to a webhook.
+func TestRulerAlertsThroughAlertmanager(t *testing.T) {
+	e := startRulerE2E(t)
+	wh, proxyA, proxyB, global, teams := e.wh, e.proxyA, e.proxyB, e.global, e.teams
+	fpAPI := e.fp.url() + "/prometheus"
 
 	// Both rulers have evaluated, and five recorded samples exist.
 	testbin.Eventually(t, time.Minute, func() error {
@@ -280,7 +296,7 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 				return fmt.Errorf("%s: %d recorded samples", tenant, n)
 			}
 		}
-		return compareRulesAPI(t, fpAPI, prom.url)
+		return compareRulesAPI(t, fpAPI, e.prom.url)
 	})
 
 	stopA := time.Now()

@@ -37,14 +37,55 @@ func TestConfigAPI(t *testing.T) {
 	lim.RulerMaxRulesPerGroup = 2
 	lim.RulerMinEvaluationInterval = time.Second
 	e.lim.Set(lim, nil)
+	for _, tc := range configAPISteps() {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.do(tc.method, tc.path, tc.tenant, tc.body)
+			if code != tc.code {
+				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, code, body, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s %s: body %q does not contain %q", tc.method, tc.path, body, w)
+				}
+			}
+		})
+	}
+
+	t.Run("audit", func(t *testing.T) {
+		var changes, failures int
+		for _, en := range e.audit.all() {
+			if en.Action != audit.ActionRulesChange || en.Actor != "header" {
+				t.Errorf("entry %+v", en)
+			}
+			switch en.Outcome {
+			case audit.OutcomeSuccess:
+				changes++
+			case audit.OutcomeFailure:
+				failures++
+			}
+		}
+		// 202s: create, weird, replace, third, rule file, delete group,
+		// delete namespace; 4xx POSTs: 20 rejections (no audit for GETs
+		// and for deletions of what did not exist).
+		if changes != 7 || failures != 20 {
+			t.Errorf("%d successful and %d failed changes audited, want 7 and 20", changes, failures)
+		}
+	})
+}
+
+// configStep is one request of TestConfigAPI and what it must answer.
+type configStep struct {
+	name, method, path, tenant, body string
+	code                             int
+	want                             []string // substrings of the body
+}
+
+// configAPISteps are the requests of TestConfigAPI, in order.
+func configAPISteps() []configStep {
 	weird := "team/a b?%.." // slashes, spaces, query and escape characters, dots
 	big := "name: big\nrules:\n  - record: x\n    expr: '" + strings.Repeat("1+", MaxGroupBytes/2) + "1'\n"
 
-	for _, tc := range []struct {
-		name, method, path, tenant, body string
-		code                             int
-		want                             []string // substrings of the body
-	}{
+	return []configStep{
 		{"empty list is an empty map", "GET", "/api/v1/rules", "team-a", "", 200, []string{"{}"}},
 		{"no tenant", "GET", "/api/v1/rules", "", "", 401, []string{"X-Scope-OrgID"}},
 		{"create", "POST", "/api/v1/rules/prod", "team-a", goodGroup, 202, []string{`"status":"success"`}},
@@ -96,40 +137,7 @@ func TestConfigAPI(t *testing.T) {
 		{"delete missing namespace", "DELETE", "/api/v1/rules/prod", "team-a", "", 404, []string{"no rule groups found"}},
 		{"delete namespace", "DELETE", "/prometheus/config/v1/rules/staging", "team-a", "", 202, nil},
 		{"other tenant keeps its namespace", "GET", "/api/v1/rules/staging", "team-b", "", 200, []string{"name: g1", "name: g2"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, body := e.do(tc.method, tc.path, tc.tenant, tc.body)
-			if code != tc.code {
-				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, code, body, tc.code)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("%s %s: body %q does not contain %q", tc.method, tc.path, body, w)
-				}
-			}
-		})
 	}
-
-	t.Run("audit", func(t *testing.T) {
-		var changes, failures int
-		for _, en := range e.audit.all() {
-			if en.Action != audit.ActionRulesChange || en.Actor != "header" {
-				t.Errorf("entry %+v", en)
-			}
-			switch en.Outcome {
-			case audit.OutcomeSuccess:
-				changes++
-			case audit.OutcomeFailure:
-				failures++
-			}
-		}
-		// 202s: create, weird, replace, third, rule file, delete group,
-		// delete namespace; 4xx POSTs: 20 rejections (no audit for GETs
-		// and for deletions of what did not exist).
-		if changes != 7 || failures != 20 {
-			t.Errorf("%d successful and %d failed changes audited, want 7 and 20", changes, failures)
-		}
-	})
 }
 
 // TestStoredGroupsAreObjects checks the layout in the bucket and that a new

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
@@ -63,6 +64,13 @@ func refuse(n int) func(int) remotewrite.Result {
 func TestAppender(t *testing.T) {
 	stale := math.Float64frombits(value.StaleNaN)
 	fh := &histogram.FloatHistogram{Count: 3, Sum: 1.5, Schema: 0}
+	appendX := func(a storage.AppenderV2) {
+		a.Append(0, labels.FromStrings("__name__", "x"), 0, 1, 1, nil, nil, storage.AOptions{})
+	}
+	appendXY := func(a storage.AppenderV2) {
+		appendX(a)
+		a.Append(0, labels.FromStrings("__name__", "y"), 0, 1, stale, nil, nil, storage.AOptions{})
+	}
 	for _, tc := range []struct {
 		name      string
 		append    func(a storage.AppenderV2)
@@ -86,26 +94,16 @@ func TestAppender(t *testing.T) {
 				`{__name__="h"} 1000 hist count=3`, `{__name__="gone"} 1000 NaN`}},
 		{name: "nothing appended pushes nothing", append: func(storage.AppenderV2) {}, pusher: &pushRecorder{}},
 		{name: "rollback pushes nothing", rollback: true, pusher: &pushRecorder{},
-			append: func(a storage.AppenderV2) {
-				a.Append(0, labels.FromStrings("__name__", "x"), 0, 1, 1, nil, nil, storage.AOptions{})
-			}},
+			append: appendX},
 		{name: "push error fails the commit", pusher: &pushRecorder{err: errInjected}, wantCalls: 1, wantErr: errInjected, failures: 1,
-			want: []string{`{__name__="x"} 1 1`},
-			append: func(a storage.AppenderV2) {
-				a.Append(0, labels.FromStrings("__name__", "x"), 0, 1, 1, nil, nil, storage.AOptions{})
-			}},
+			want:   []string{`{__name__="x"} 1 1`},
+			append: appendX},
 		{name: "refused staleness markers only are not an error", pusher: &pushRecorder{res: refuse(1)}, wantCalls: 1, refused: 1,
-			want: []string{`{__name__="x"} 1 1`, `{__name__="y"} 1 NaN`},
-			append: func(a storage.AppenderV2) {
-				a.Append(0, labels.FromStrings("__name__", "x"), 0, 1, 1, nil, nil, storage.AOptions{})
-				a.Append(0, labels.FromStrings("__name__", "y"), 0, 1, stale, nil, nil, storage.AOptions{})
-			}},
+			want:   []string{`{__name__="x"} 1 1`, `{__name__="y"} 1 NaN`},
+			append: appendXY},
 		{name: "refused samples fail the commit", pusher: &pushRecorder{res: refuse(2)}, wantCalls: 1, wantErr: ErrRefused, refused: 2,
-			want: []string{`{__name__="x"} 1 1`, `{__name__="y"} 1 NaN`},
-			append: func(a storage.AppenderV2) {
-				a.Append(0, labels.FromStrings("__name__", "x"), 0, 1, 1, nil, nil, storage.AOptions{})
-				a.Append(0, labels.FromStrings("__name__", "y"), 0, 1, stale, nil, nil, storage.AOptions{})
-			}},
+			want:   []string{`{__name__="x"} 1 1`, `{__name__="y"} 1 NaN`},
+			append: appendXY},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newWriteMetrics(prometheus.NewRegistry())
@@ -171,4 +169,34 @@ func BenchmarkAppender(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 		})
 	}
+}
+
+// BenchmarkAppenderToTSDB is the same with the results appended to a real
+// TSDB, the cost the ingester adds in a single process.
+func BenchmarkAppenderToTSDB(b *testing.B) {
+	db, err := tsdb.Open(b.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const n = 100
+	series := make([]labels.Labels, n)
+	for k := range series {
+		series[k] = labels.FromStrings("__name__", "job:http_requests:rate5m", "instance", fmt.Sprintf("host-%d:9100", k), "job", "node", "env", "prod")
+	}
+	ap := &appendable{tenant: "team-a", pusher: &tsdbPusher{db: db}, metrics: newWriteMetrics(nil), logs: newThrottle(time.Minute), logger: slog.New(slog.DiscardHandler)}
+	ctx := b.Context()
+	b.ReportAllocs()
+	ts := int64(0)
+	for b.Loop() {
+		ts += 1000
+		a := ap.AppenderV2(ctx)
+		for k, ls := range series {
+			a.Append(0, ls, 0, ts, float64(k), nil, nil, storage.AOptions{})
+		}
+		if err := a.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }

@@ -199,27 +199,7 @@ func TestEvaluation(t *testing.T) {
 			t.Errorf("federated alerts request: %d, want 400", code)
 		}
 	})
-	t.Run("notifications", func(t *testing.T) {
-		for _, c := range []struct {
-			am     *fakeAlertmanager
-			tenant string
-		}{{amA, "team-a"}, {amB, "team-b"}} {
-			testbin.Eventually(t, 5*time.Second, func() error {
-				tenants, alerts := c.am.received()
-				if len(tenants) != 1 || tenants[c.tenant] < 2 {
-					return fmt.Errorf("Alertmanager of %s got requests from %v (want several, all from %[1]s: resent while firing)", c.tenant, tenants)
-				}
-				l := alerts[0]["labels"].(map[string]any)
-				if l["alertname"] != "TargetDown" || l["cluster"] != "eu-1" || l["instance"] != "i2" {
-					return fmt.Errorf("alert labels %v", l)
-				}
-				if u, _ := alerts[0]["generatorURL"].(string); !strings.HasPrefix(u, "http://grafana.example/explore/graph?g0.expr=") {
-					return fmt.Errorf("generator URL %q", u)
-				}
-				return nil
-			})
-		}
-	})
+	t.Run("notifications", func(t *testing.T) { checkNotifications(t, amA, amB) })
 	t.Run("write failure is the rule's last error", func(t *testing.T) {
 		e.pusher.setFail(errInjected)
 		testbin.Eventually(t, 5*time.Second, func() error {
@@ -235,30 +215,59 @@ func TestEvaluation(t *testing.T) {
 		}
 		e.pusher.setFail(nil)
 	})
-	t.Run("deleting every group stops the tenant", func(t *testing.T) {
-		if code, body := e.do("DELETE", "/api/v1/rules/prod", "team-b", ""); code != http.StatusAccepted {
-			t.Fatalf("%d %s", code, body)
-		}
+	t.Run("deleting every group stops the tenant", func(t *testing.T) { checkTenantRemoval(t, e) })
+}
+
+// checkNotifications checks that each tenant's alerts reach its own
+// Alertmanager, resent while firing, with the tenant header, external
+// labels and generator URL.
+func checkNotifications(t *testing.T, amA, amB *fakeAlertmanager) {
+	for _, c := range []struct {
+		am     *fakeAlertmanager
+		tenant string
+	}{{amA, "team-a"}, {amB, "team-b"}} {
 		testbin.Eventually(t, 5*time.Second, func() error {
-			if e.r.tenant("team-b") != nil {
-				return fmt.Errorf("team-b still evaluated")
+			tenants, alerts := c.am.received()
+			if len(tenants) != 1 || tenants[c.tenant] < 2 {
+				return fmt.Errorf("Alertmanager of %s got requests from %v (want several, all from %[1]s: resent while firing)", c.tenant, tenants)
+			}
+			l := alerts[0]["labels"].(map[string]any)
+			if l["alertname"] != "TargetDown" || l["cluster"] != "eu-1" || l["instance"] != "i2" {
+				return fmt.Errorf("alert labels %v", l)
+			}
+			if u, _ := alerts[0]["generatorURL"].(string); !strings.HasPrefix(u, "http://grafana.example/explore/graph?g0.expr=") {
+				return fmt.Errorf("generator URL %q", u)
 			}
 			return nil
 		})
-		if left := seriesOf(t, e, "team-b"); len(left) > 0 {
-			t.Errorf("metrics of the removed tenant left: %v", left)
+	}
+}
+
+// checkTenantRemoval deletes team-b's rules: its evaluation stops, its
+// metrics go, and it can come back.
+func checkTenantRemoval(t *testing.T, e *env) {
+	if code, body := e.do("DELETE", "/api/v1/rules/prod", "team-b", ""); code != http.StatusAccepted {
+		t.Fatalf("%d %s", code, body)
+	}
+	testbin.Eventually(t, 5*time.Second, func() error {
+		if e.r.tenant("team-b") != nil {
+			return fmt.Errorf("team-b still evaluated")
 		}
-		if len(seriesOf(t, e, "team-a")) == 0 {
-			t.Error("no metrics for team-a")
+		return nil
+	})
+	if left := seriesOf(t, e, "team-b"); len(left) > 0 {
+		t.Errorf("metrics of the removed tenant left: %v", left)
+	}
+	if len(seriesOf(t, e, "team-a")) == 0 {
+		t.Error("no metrics for team-a")
+	}
+	// The tenant can come back: its metrics register again.
+	e.post("team-b", "prod", evalGroup)
+	testbin.Eventually(t, 5*time.Second, func() error {
+		if e.r.tenant("team-b") == nil {
+			return fmt.Errorf("team-b not evaluated again")
 		}
-		// The tenant can come back: its metrics register again.
-		e.post("team-b", "prod", evalGroup)
-		testbin.Eventually(t, 5*time.Second, func() error {
-			if e.r.tenant("team-b") == nil {
-				return fmt.Errorf("team-b not evaluated again")
-			}
-			return nil
-		})
+		return nil
 	})
 }
 
