@@ -45,7 +45,7 @@ rules:
 `
 	recordingGroup = `name: recording
 interval: 1s
-query_offset: 5s
+query_offset: 8s
 rules:
   - record: team:svc_requests:sum
     expr: sum by (team) (svc_requests_total)
@@ -315,6 +315,12 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 		}
 		if ids := proxyA.tenants(); !reflect.DeepEqual(ids, []string{"team-a"}) {
 			t.Errorf("team-a's Alertmanager got alerts with X-Scope-OrgID %q", ids)
+		}
+		for tenant, want := range map[string]string{"team-a": "firing", "team-b": "inactive"} {
+			groups := apiData(t, fpAPI, "/api/v1/rules", url.Values{"type": {"alert"}}, tenant).(map[string]any)["groups"].([]any)
+			if st := groups[0].(map[string]any)["rules"].([]any)[0].(map[string]any)["state"]; st != want {
+				t.Errorf("%s: TargetDown is %v, want %s", tenant, st, want)
+			}
 		}
 		checkTenantAlerts(t, fpAPI, "team-a", []string{"firing " + teams["a"].addr})
 		checkTenantAlerts(t, fpAPI, "team-b", nil)
