@@ -320,7 +320,9 @@ func (d *Distributor) push(ctx context.Context, tenant string, req *remotewrite.
 	d.received.WithLabelValues(tenant, "histogram").Add(float64(nh))
 	d.received.WithLabelValues(tenant, "exemplar").Add(float64(ne))
 
-	newValidator(d.limits.Limits(tenant), d.now()).validate(req, &res)
+	v := newValidator(d.limits.Limits(tenant), d.now())
+	v.validateMetadata(req, &res)
+	req.Validate = v
 	if len(req.Series) > 0 || len(req.Metadata) > 0 {
 		stored, err := d.pusher.Push(ctx, tenant, req)
 		if err != nil {

@@ -33,31 +33,11 @@ func newValidator(lim limits.Limits, now time.Time) validator {
 	return v
 }
 
-// validate checks a request in place: series that fail are removed from
-// req.Series, samples too far in the future are removed from their series,
-// labels with empty values are dropped (an empty value means the label is
-// absent), and every refusal is recorded in res.
-func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
-	kept := req.Series[:0]
-	for k := range req.Series {
-		s := req.Series[k]
-		if msg := v.series(&s, k); msg != "" {
-			res.Reject(1, len(s.Samples)+len(s.Histograms), msg)
-			continue
-		}
-		v.sampleTimes(&s, res)
-		if !v.metadata(s.Metadata) {
-			res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (%s) or not valid UTF-8",
-				seriesString(s.Labels), v.lim.MaxMetadataLength, limits.Source(limits.FlagMaxMetadataLength)))
-			s.Metadata = remotewrite.Metadata{}
-		}
-		if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
-			continue
-		}
-		kept = append(kept, s)
-	}
-	req.Series = kept
-
+// validateMetadata checks the family-level metadata of a 1.0 request in
+// place: what is refused is removed and recorded in res. Series are
+// validated by the Pusher through the Validator methods below, so that a
+// series it already stored is not validated again.
+func (v validator) validateMetadata(req *remotewrite.Request, res *remotewrite.Result) {
 	keptMeta := req.Metadata[:0]
 	for _, m := range req.Metadata {
 		if m.FamilyName == "" || !v.scheme.IsValidMetricName(m.FamilyName) || !v.metadata(m) || len(m.FamilyName) > v.lim.MaxMetadataLength {
@@ -68,6 +48,21 @@ func (v validator) validate(req *remotewrite.Request, res *remotewrite.Result) {
 		keptMeta = append(keptMeta, m)
 	}
 	req.Metadata = keptMeta
+}
+
+// Series implements remotewrite.Validator.
+func (v validator) Series(s *remotewrite.Series, index int) string {
+	return v.series(s, index)
+}
+
+// Samples implements remotewrite.Validator.
+func (v validator) Samples(s *remotewrite.Series, res *remotewrite.Result) {
+	v.sampleTimes(s, res)
+	if !s.Metadata.IsEmpty() && !v.metadata(s.Metadata) {
+		res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (%s) or not valid UTF-8",
+			seriesString(s.Labels), v.lim.MaxMetadataLength, limits.Source(limits.FlagMaxMetadataLength)))
+		s.Metadata = remotewrite.Metadata{}
+	}
 }
 
 // series returns why a series is refused as a whole, or "".
@@ -162,6 +157,9 @@ func (v validator) sampleTimes(s *remotewrite.Series, res *remotewrite.Result) {
 }
 
 func (v validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result) bool {
+	if ts >= v.minTime && ts <= v.maxTime {
+		return false
+	}
 	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
 	switch {
 	case ts > v.maxTime:

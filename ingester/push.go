@@ -43,9 +43,9 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 		_ = app.Rollback()
 		return res, fmt.Errorf("BUG: TSDB appender %T does not append exemplars", app)
 	}
-	p := pusher{app: exApp, lim: lim, res: &res, b: labels.NewScratchBuilder(16)}
+	p := pusher{app: exApp, lim: lim, res: &res, b: labels.NewScratchBuilder(16), refs: t.refs, validate: req.Validate}
 	for k := range req.Series {
-		if err := p.series(&req.Series[k], t.meta); err != nil {
+		if err := p.series(&req.Series[k], k, t.meta); err != nil {
 			_ = app.Rollback()
 			return remotewrite.Result{}, err
 		}
@@ -68,21 +68,46 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 
 // pusher appends the series of one request through one appender.
 type pusher struct {
-	app     storage.ExemplarAppenderV2
-	lim     limits.Limits
-	res     *remotewrite.Result
-	b       labels.ScratchBuilder
-	exs     []exemplar.Exemplar
-	rejects map[string]int
+	app      storage.ExemplarAppenderV2
+	lim      limits.Limits
+	res      *remotewrite.Result
+	b        labels.ScratchBuilder
+	exs      []exemplar.Exemplar
+	rejects  map[string]int
+	refs     *refCache
+	validate remotewrite.Validator
 }
 
-func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
+// lookup returns the stored labels and reference of a series the tenant has
+// stored before; otherwise it validates the series and builds its labels
+// (ref 0), or returns ok=false when the series is refused.
+func (p *pusher) lookup(s *remotewrite.Series, index int) (ls labels.Labels, ref storage.SeriesRef, h uint64, ok bool) {
+	h = hashRaw(s.Labels)
+	if ref, ls, hit := p.refs.get(h, s.Labels); hit {
+		return ls, ref, h, true
+	}
+	if p.validate != nil {
+		if reason := p.validate.Series(s, index); reason != "" {
+			p.res.Reject(1, len(s.Samples)+len(s.Histograms), reason)
+			return ls, 0, h, false
+		}
+	}
 	p.b.Reset()
 	for _, l := range s.Labels {
 		p.b.Add(l.Name, l.Value)
 	}
-	ls := p.b.Labels() // copies: nothing of the request body is kept
-	var ref storage.SeriesRef
+	return p.b.Labels(), 0, h, true // copies: nothing of the request body is kept
+}
+
+func (p *pusher) series(s *remotewrite.Series, index int, meta *metadataStore) error {
+	ls, ref, h, ok := p.lookup(s, index)
+	if !ok {
+		return nil
+	}
+	known := ref != 0
+	if p.validate != nil {
+		p.validate.Samples(s, p.res)
+	}
 	for k, smp := range s.Samples {
 		r, err := p.app.Append(ref, ls, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
 		if isSeriesLimitError(err) {
@@ -116,6 +141,9 @@ func (p *pusher) series(s *remotewrite.Series, meta *metadataStore) error {
 		if err == nil {
 			p.res.Histograms++
 		}
+	}
+	if !known && ref != 0 {
+		p.refs.put(h, ref, ls)
 	}
 	// Exemplars may come in a series of their own; they attach to a series
 	// that exists already, here or from an earlier request.

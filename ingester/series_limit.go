@@ -24,6 +24,9 @@ type seriesLimiter struct {
 
 	mu        sync.Mutex
 	perMetric map[string]int
+
+	// onDelete, if set, is told about series the head deleted.
+	onDelete func(map[chunks.HeadSeriesRef]labels.Labels)
 }
 
 func newSeriesLimiter(tenant string, lim func() limits.Limits) *seriesLimiter {
@@ -70,6 +73,9 @@ func (l *seriesLimiter) PostCreation(ls labels.Labels) {
 }
 
 func (l *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
+	if l.onDelete != nil {
+		l.onDelete(deleted)
+	}
 	l.total.Add(-int64(len(deleted)))
 	l.mu.Lock()
 	defer l.mu.Unlock()

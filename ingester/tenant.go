@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/fluxpulse/fluxpulse/limits"
@@ -32,6 +33,7 @@ type tenant struct {
 	meta    *metadataStore
 	series  *seriesLimiter
 	shipper *shipper
+	refs    *refCache
 
 	cfgMu        sync.Mutex // serialises db.ApplyConfig
 	exemplarsOn  bool
@@ -42,9 +44,17 @@ type tenant struct {
 func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger) error {
 	t.dir = filepath.Join(cfg.Dir, t.id)
 	lim := ov.Limits(t.id)
+	t.refs = newRefCache()
 	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })
+	t.series.onDelete = t.refs.drop
 	o := tsdb.DefaultOptions()
 	o.SeriesLifecycleCallback = t.series
+	// One TSDB per tenant: the head's fixed costs are paid per tenant, so
+	// they are kept small. Prometheus's 16384 lock stripes and 4 MiB chunk
+	// write buffer cost about 5 MiB a tenant; a few hundred stripes are
+	// plenty for the concurrency of one tenant on an ingester.
+	o.StripeSize = cfg.StripeSize
+	o.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
 	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
 	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
 	o.RetentionDuration = cfg.Retention.Milliseconds()

@@ -36,6 +36,10 @@ type Request struct {
 	// Metadata is the family-level metadata of a 1.0 request. In a 2.0
 	// request metadata travels with each series instead.
 	Metadata []Metadata
+	// Validate, when set, is applied by the Pusher to each series it does
+	// not know yet; a series it stored before is known to be valid and
+	// only has its samples' timestamps checked.
+	Validate Validator
 
 	// Backing arrays, kept across Reset so that decoding reuses them.
 	labels    []labels.Label
@@ -47,6 +51,17 @@ type Request struct {
 	spans     []span   // v2: raw time series messages, decoded after the symbols
 	refs      []uint32 // v2: label references of the series being decoded
 	exRefs    []uint32 // v2: label references of the exemplar being decoded
+}
+
+// Validator checks series against a tenant's limits on behalf of a
+// Pusher.
+type Validator interface {
+	// Series returns why the series is refused as a whole, or "". It may
+	// drop labels with empty values from s.Labels.
+	Series(s *Series, index int) string
+	// Samples removes from s, and records in res, the samples whose
+	// timestamps are not accepted, and drops metadata that is not valid.
+	Samples(s *Series, res *Result)
 }
 
 // Series is one time series of a request with everything sent for it.
