@@ -189,3 +189,35 @@ func TestMetadataLimitPerFamily(t *testing.T) {
 		t.Fatalf("kept %v, want the newest two (two, three)", got["f"])
 	}
 }
+
+// TestStaleCachedReference pushes a series, lets the head delete it (its
+// block is cut and shipped away), and pushes it again: the cached reference
+// is stale and the sample must still be stored.
+func TestStaleCachedReference(t *testing.T) {
+	ing := testIngester(t, t.TempDir(), func(c *Config, _ *limits.Limits) { c.BlockRange = time.Minute; c.Retention = time.Minute })
+	now := time.Now().UnixMilli()
+	key := func(r *remotewrite.Request) *remotewrite.Request {
+		r.Series[0].Key = remotewrite.SeriesKey{H1: 42, H2: 7} // as the decoder would compute it
+		return r
+	}
+	if _, err := ing.Push(t.Context(), "a", key(request("gone_and_back", now-10*time.Minute.Milliseconds(), 1, false, remotewrite.Metadata{}))); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := ing.tenant("a", false)
+	if _, ok := tn.refs.get(remotewrite.SeriesKey{H1: 42, H2: 7}); !ok {
+		t.Fatal("the series was not cached")
+	}
+	if err := ing.Flush("a"); err != nil { // cuts the head: the series leaves it
+		t.Fatal(err)
+	}
+	if n := tn.db.Head().NumSeries(); n != 0 {
+		t.Fatalf("head still has %d series", n)
+	}
+	res, err := ing.Push(t.Context(), "a", key(request("gone_and_back", now, 2, false, remotewrite.Metadata{})))
+	if err != nil || res.Samples != 1 || res.Rejected() {
+		t.Fatalf("push after the series left the head: %v, %d stored, %s", err, res.Samples, res.Message(1))
+	}
+	if got := samples(t, ing, "a", "gone_and_back"); len(got) != 2 || got[1] != 2 {
+		t.Fatalf("samples %v, want [1 2]", got)
+	}
+}

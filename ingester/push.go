@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -78,91 +79,127 @@ type pusher struct {
 	validate remotewrite.Validator
 }
 
-// lookup returns the stored labels and reference of a series the tenant has
-// stored before; otherwise it validates the series and builds its labels
-// (ref 0), or returns ok=false when the series is refused.
-func (p *pusher) lookup(s *remotewrite.Series, index int) (ls labels.Labels, ref storage.SeriesRef, h uint64, ok bool) {
-	h = hashRaw(s.Labels)
-	if ref, ls, hit := p.refs.get(h, s.Labels); hit {
-		return ls, ref, h, true
+// seriesState is what the pusher knows of the series being appended.
+type seriesState struct {
+	s     *remotewrite.Series
+	ref   storage.SeriesRef
+	ls    labels.Labels // built only when the head must look the series up by labels
+	known bool          // found in the cache: ls is empty
+}
+
+// labels returns the series' labels, building them (a copy: nothing of the
+// request body is kept) the first time they are needed.
+func (p *pusher) labels(st *seriesState) labels.Labels {
+	if st.ls.IsEmpty() {
+		p.b.Reset()
+		for _, l := range st.s.Labels {
+			p.b.Add(l.Name, l.Value)
+		}
+		st.ls = p.b.Labels()
+	}
+	return st.ls
+}
+
+// start looks the series up in the cache; a series not there is validated
+// and gets its labels built. It returns false when the series is refused.
+func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
+	st := seriesState{s: s}
+	if ref, ok := p.refs.get(s.Key); ok {
+		st.ref, st.known = ref, true
+		return st, true
 	}
 	if p.validate != nil {
 		if reason := p.validate.Series(s, index); reason != "" {
 			p.res.Reject(1, len(s.Samples)+len(s.Histograms), reason)
-			return ls, 0, h, false
+			return st, false
 		}
 	}
-	p.b.Reset()
-	for _, l := range s.Labels {
-		p.b.Add(l.Name, l.Value)
+	p.labels(&st)
+	return st, true
+}
+
+// append appends one sample (v, or h, or fh). A cached reference whose
+// series the head deleted meanwhile makes the head refuse the empty label
+// set; the series is then looked up by its labels, and the cache fixed.
+func (p *pusher) append(st *seriesState, sst, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
+	r, err := p.app.Append(st.ref, st.ls, sst, t, v, h, fh, storage.AOptions{})
+	if st.known && st.ls.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
+		p.refs.forget(st.s.Key)
+		st.ref, st.known = 0, false
+		r, err = p.app.Append(0, p.labels(st), sst, t, v, h, fh, storage.AOptions{})
 	}
-	return p.b.Labels(), 0, h, true // copies: nothing of the request body is kept
+	if r != 0 {
+		st.ref = r
+	}
+	return err
 }
 
 func (p *pusher) series(s *remotewrite.Series, index int, meta *metadataStore) error {
-	ls, ref, h, ok := p.lookup(s, index)
+	st, ok := p.start(s, index)
 	if !ok {
 		return nil
 	}
-	known := ref != 0
 	if p.validate != nil {
 		p.validate.Samples(s, p.res)
 	}
 	for k, smp := range s.Samples {
-		r, err := p.app.Append(ref, ls, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
+		err := p.append(&st, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil)
 		if isSeriesLimitError(err) {
 			// The series does not exist and may not be created: refuse the
 			// rest of it at once rather than sample by sample.
 			p.rejectSeries(err, len(s.Samples)-k+len(s.Histograms))
 			return nil
 		}
-		if err := p.appendErr(err, ls, smp.Timestamp); err != nil {
+		if err := p.appendErr(err, &st, smp.Timestamp); err != nil {
 			return err
-		}
-		if r != 0 {
-			ref = r
 		}
 		if err == nil {
 			p.res.Samples++
 		}
 	}
 	for k, h := range s.Histograms {
-		r, err := p.app.Append(ref, ls, h.StartTimestamp, h.Timestamp, 0, h.H, h.FH, storage.AOptions{})
+		err := p.append(&st, h.StartTimestamp, h.Timestamp, 0, h.H, h.FH)
 		if isSeriesLimitError(err) {
 			p.rejectSeries(err, len(s.Histograms)-k)
 			return nil
 		}
-		if err := p.appendErr(err, ls, h.Timestamp); err != nil {
+		if err := p.appendErr(err, &st, h.Timestamp); err != nil {
 			return err
-		}
-		if r != 0 {
-			ref = r
 		}
 		if err == nil {
 			p.res.Histograms++
 		}
 	}
-	if !known && ref != 0 {
-		p.refs.put(h, ref, ls)
+	if !st.known && st.ref != 0 {
+		p.refs.put(s.Key, st.ref)
 	}
 	// Exemplars may come in a series of their own; they attach to a series
 	// that exists already, here or from an earlier request.
 	if len(s.Exemplars) > 0 && p.lim.MaxExemplars > 0 {
-		p.appendExemplars(ref, ls, s.Exemplars)
+		p.appendExemplars(st.ref, p.labels(&st), s.Exemplars)
 	}
 	if !s.Metadata.IsEmpty() {
-		name := ls.Get(labels.MetricName)
-		meta.add(familyName(name, s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
+		meta.add(familyName(metricName(s.Labels), s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
 	}
 	return nil
 }
 
+func metricName(ls []labels.Label) string {
+	for _, l := range ls {
+		if l.Name == labels.MetricName {
+			return l.Value
+		}
+	}
+	return ""
+}
+
 // appendErr records a refused sample and returns nil, or returns the error
 // when it is a fault of the store rather than of the sample.
-func (p *pusher) appendErr(err error, ls labels.Labels, ts int64) error {
+func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
 	if err == nil || errors.Is(err, (*storage.AppendPartialError)(nil)) {
 		return nil
 	}
+	ls := p.labels(st)
 	var reason, msg string
 	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
 	switch {

@@ -2,132 +2,93 @@ package ingester
 
 import (
 	"sync"
+	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
-// refCache maps the labels of a series, as a request sends them, to the
-// series' reference in the tenant's head and its stored labels. A series
-// found here was validated and created before: its samples skip validation,
-// label building and the head's hash lookup. A hit is always confirmed by
-// comparing the labels themselves, so a hash collision can only cost a miss.
+// refCache maps a series' key (its labels as a sender encodes them, hashed
+// to 96 bits) to its reference in the tenant's head. A series found here was
+// validated and created before: its samples skip validation, label building
+// and the head's own lookup by labels; the head then finds the series by
+// reference alone.
 //
-// Entries are dropped when the head deletes their series; a reference that
-// went stale in between is harmless, the head then looks the labels up.
+// The cache is per tenant, so a key that collided could only mix up two
+// series of the same tenant, and 96 bits make that practically impossible.
+// A reference whose series the head deleted is detected on use (the head
+// then finds no series and refuses the empty label set it was given) and
+// dropped; the cache is emptied when the deletions reach half its size.
 type refCache struct {
-	shards [refShards]refShard
+	shards  [refShards]refShard
+	size    atomic.Int64
+	deleted atomic.Int64
 }
 
 const refShards = 64
 
 type refShard struct {
 	mu sync.RWMutex
-	m  map[uint64][]refEntry // usually one entry; more on a hash collision
-}
-
-type refEntry struct {
-	ref storage.SeriesRef
-	ls  labels.Labels // shares its bytes with the head's copy
+	m  map[remotewrite.SeriesKey]storage.SeriesRef
 }
 
 func newRefCache() *refCache {
 	c := &refCache{}
 	for i := range c.shards {
-		c.shards[i].m = map[uint64][]refEntry{}
+		c.shards[i].m = map[remotewrite.SeriesKey]storage.SeriesRef{}
 	}
 	return c
 }
 
-var sep = []byte{0xff}
+func (c *refCache) shard(k remotewrite.SeriesKey) *refShard { return &c.shards[k.H1%refShards] }
 
-// hashRaw hashes labels as a request sends them.
-func hashRaw(ls []labels.Label) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	for _, l := range ls {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write(sep)
+func (c *refCache) get(k remotewrite.SeriesKey) (storage.SeriesRef, bool) {
+	if k.IsZero() {
+		return 0, false
 	}
-	return d.Sum64()
-}
-
-// hashStored hashes stored labels the way hashRaw hashes the same labels.
-func hashStored(ls labels.Labels) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	ls.Range(func(l labels.Label) {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write(sep)
-	})
-	return d.Sum64()
-}
-
-// equalRaw reports whether stored holds exactly the labels of raw, in order.
-func equalRaw(stored labels.Labels, raw []labels.Label) bool {
-	if stored.Len() != len(raw) {
-		return false
-	}
-	i, eq := 0, true
-	stored.Range(func(l labels.Label) {
-		if eq && (l.Name != raw[i].Name || l.Value != raw[i].Value) {
-			eq = false
-		}
-		i++
-	})
-	return eq
-}
-
-func (c *refCache) get(h uint64, raw []labels.Label) (storage.SeriesRef, labels.Labels, bool) {
-	s := &c.shards[h%refShards]
+	s := c.shard(k)
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, e := range s.m[h] {
-		if equalRaw(e.ls, raw) {
-			return e.ref, e.ls, true
-		}
-	}
-	return 0, labels.EmptyLabels(), false
+	ref, ok := s.m[k]
+	s.mu.RUnlock()
+	return ref, ok
 }
 
-func (c *refCache) put(h uint64, ref storage.SeriesRef, ls labels.Labels) {
-	s := &c.shards[h%refShards]
+func (c *refCache) put(k remotewrite.SeriesKey, ref storage.SeriesRef) {
+	if k.IsZero() {
+		return
+	}
+	s := c.shard(k)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	es := s.m[h]
-	for i := range es {
-		if labels.Equal(es[i].ls, ls) {
-			es[i].ref = ref
-			return
-		}
+	if _, ok := s.m[k]; !ok {
+		c.size.Add(1)
 	}
-	s.m[h] = append(es, refEntry{ref: ref, ls: ls})
+	s.m[k] = ref
+	s.mu.Unlock()
 }
 
-// drop forgets series the head deleted.
-func (c *refCache) drop(deleted map[chunks.HeadSeriesRef]labels.Labels) {
-	for ref, ls := range deleted {
-		h := hashStored(ls)
-		s := &c.shards[h%refShards]
+func (c *refCache) forget(k remotewrite.SeriesKey) {
+	s := c.shard(k)
+	s.mu.Lock()
+	if _, ok := s.m[k]; ok {
+		delete(s.m, k)
+		c.size.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+// seriesDeleted counts series the head deleted and empties the cache once
+// they could make up half of it.
+func (c *refCache) seriesDeleted(n int) {
+	if c.deleted.Add(int64(n)) < c.size.Load()/2+1024 {
+		return
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
 		s.mu.Lock()
-		es := s.m[h]
-		for i := 0; i < len(es); i++ {
-			if es[i].ref == storage.SeriesRef(ref) {
-				es = append(es[:i], es[i+1:]...)
-				i--
-			}
-		}
-		if len(es) == 0 {
-			delete(s.m, h)
-		} else {
-			s.m[h] = es
-		}
+		c.size.Add(-int64(len(s.m)))
+		clear(s.m)
 		s.mu.Unlock()
 	}
+	c.deleted.Store(0)
 }

@@ -25,8 +25,8 @@ type seriesLimiter struct {
 	mu        sync.Mutex
 	perMetric map[string]int
 
-	// onDelete, if set, is told about series the head deleted.
-	onDelete func(map[chunks.HeadSeriesRef]labels.Labels)
+	// onDelete, if set, is told how many series the head deleted.
+	onDelete func(n int)
 }
 
 func newSeriesLimiter(tenant string, lim func() limits.Limits) *seriesLimiter {
@@ -74,7 +74,7 @@ func (l *seriesLimiter) PostCreation(ls labels.Labels) {
 
 func (l *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	if l.onDelete != nil {
-		l.onDelete(deleted)
+		l.onDelete(len(deleted))
 	}
 	l.total.Add(-int64(len(deleted)))
 	l.mu.Lock()

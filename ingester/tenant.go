@@ -46,7 +46,7 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 	lim := ov.Limits(t.id)
 	t.refs = newRefCache()
 	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })
-	t.series.onDelete = t.refs.drop
+	t.series.onDelete = func(deleted int) { t.refs.seriesDeleted(deleted) }
 	o := tsdb.DefaultOptions()
 	o.SeriesLifecycleCallback = t.series
 	// One TSDB per tenant: the head's fixed costs are paid per tenant, so

@@ -124,3 +124,39 @@ func EncodeV2(series []labels.Labels, first, r int, ts int64) []byte {
 	}
 	return snappy.Encode(nil, b)
 }
+
+// EncodeRounds encodes series entry j with the value of series
+// first+j%perRound at round rounds[j], timestamp base+rounds[j]*interval,
+// as a snappy-compressed remote-write request of the given protocol (1 or
+// 2). A series may appear once per round, rounds in increasing order.
+func EncodeRounds(series []labels.Labels, first, perRound int, rounds []int, base, interval int64, protocol int) []byte {
+	var (
+		b   []byte
+		err error
+	)
+	if protocol == 2 {
+		st := writev2.NewSymbolTable()
+		req := writev2.Request{Timeseries: make([]writev2.TimeSeries, len(series))}
+		for j, ls := range series {
+			req.Timeseries[j] = writev2.TimeSeries{
+				LabelsRefs: st.SymbolizeLabels(ls, nil),
+				Samples:    []writev2.Sample{{Value: Value(first+j%perRound, rounds[j]), Timestamp: base + int64(rounds[j])*interval}},
+			}
+		}
+		req.Symbols = st.Symbols()
+		b, err = proto.Marshal(&req)
+	} else {
+		req := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(series))}
+		for j, ls := range series {
+			req.Timeseries[j] = prompb.TimeSeries{
+				Labels:  prompb.FromLabels(ls, nil),
+				Samples: []prompb.Sample{{Value: Value(first+j%perRound, rounds[j]), Timestamp: base + int64(rounds[j])*interval}},
+			}
+		}
+		b, err = proto.Marshal(&req)
+	}
+	if err != nil {
+		panic("BUG: marshal generated request: " + err.Error())
+	}
+	return snappy.Encode(nil, b)
+}

@@ -335,3 +335,50 @@ func sameLabels(a, b []labels.Label) bool {
 func sameFloat(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b)) || math.Float64bits(a) == math.Float64bits(b)
 }
+
+func TestSeriesKeys(t *testing.T) {
+	keys := func(body []byte, dec func(*Request, []byte) error) []SeriesKey {
+		r := GetRequest()
+		defer Release(r)
+		if err := dec(r, body); err != nil {
+			t.Fatal(err)
+		}
+		var out []SeriesKey
+		for _, s := range r.Series {
+			out = append(out, s.Key)
+		}
+		return out
+	}
+	v1a, _ := proto.Marshal(testV1Request(30))
+	v1b, _ := proto.Marshal(testV1Request(30)) // same labels, other requests
+	ka, kb := keys(v1a, DecodeV1), keys(v1b, DecodeV1)
+	v2a, _ := proto.Marshal(testV2Request(30))
+	k2 := keys(v2a, DecodeV2)
+	seen := map[SeriesKey]bool{}
+	for i := range ka {
+		if ka[i] != kb[i] || ka[i].IsZero() {
+			t.Fatalf("series %d: keys %v and %v of the same labels", i, ka[i], kb[i])
+		}
+		if seen[ka[i]] || seen[k2[i]] {
+			t.Fatalf("series %d: key seen before", i)
+		}
+		seen[ka[i]], seen[k2[i]] = true, true
+	}
+	// A 2.0 request with another symbol table gives the same keys.
+	in := testV2Request(30)
+	in.Symbols = append([]string{""}, append([]string{"unused"}, in.Symbols[1:]...)...)
+	for i := range in.Timeseries {
+		for j := range in.Timeseries[i].LabelsRefs {
+			if in.Timeseries[i].LabelsRefs[j] > 0 {
+				in.Timeseries[i].LabelsRefs[j]++
+			}
+		}
+		in.Timeseries[i].Exemplars, in.Timeseries[i].Metadata = nil, writev2.Metadata{}
+	}
+	v2b, _ := proto.Marshal(in)
+	for i, k := range keys(v2b, DecodeV2) {
+		if k != k2[i] {
+			t.Fatalf("series %d: 2.0 key depends on the symbol table", i)
+		}
+	}
+}

@@ -61,7 +61,12 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		hst: span{len(r.hists), len(r.hists)},
 	}
 	rd := reader{b: b}
+	// The label fields, when they come one after the other (as every
+	// encoder writes them), are keyed by their raw bytes.
+	lblStart, lblEnd, contiguous := -1, -1, true
+	whole := b
 	for !rd.done() {
+		at := len(whole) - len(rd.b)
 		field, wire, err := rd.key()
 		if err != nil {
 			return err
@@ -73,10 +78,17 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		}
 		switch field {
 		case 1:
+			switch {
+			case lblStart < 0:
+				lblStart = at
+			case lblEnd != at:
+				contiguous = false
+			}
 			b, err := rd.bytes()
 			if err != nil {
 				return err
 			}
+			lblEnd = len(whole) - len(rd.b)
 			l, err := decodeLabel(b)
 			if err != nil {
 				return fmt.Errorf("label %d: %w", len(r.labels)-s.lbl.start, err)
@@ -123,6 +135,12 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		}
 	}
 	s.lbl.end, s.smp.end, s.exm.end, s.hst.end = len(r.labels), len(r.samples), len(r.exemplars), len(r.hists)
+	switch {
+	case lblStart >= 0 && contiguous:
+		s.Key = keyOfBytes(whole[lblStart:lblEnd])
+	default:
+		s.Key = keyOfLabels(r.labels[s.lbl.start:s.lbl.end])
+	}
 	r.Series = append(r.Series, s)
 	return nil
 }

@@ -47,6 +47,7 @@ func DecodeV2(r *Request, body []byte) error {
 			}
 		}
 	}
+	r.symbolHashes()
 	for i, sp := range r.spans {
 		if err := r.decodeSeriesV2(body[sp.start:sp.end]); err != nil {
 			return fmt.Errorf("decode write request: time series %d: %w", i, err)
@@ -108,6 +109,8 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 	}
 	if err := r.resolveRefs(&r.labels, r.refs); err != nil && s.Err == nil {
 		s.Err = err
+	} else if err == nil {
+		s.Key = r.keyOfRefs(r.refs)
 	}
 	s.lbl.end, s.smp.end, s.exm.end, s.hst.end = len(r.labels), len(r.samples), len(r.exemplars), len(r.hists)
 	r.Series = append(r.Series, s)

@@ -51,6 +51,8 @@ type Request struct {
 	spans     []span   // v2: raw time series messages, decoded after the symbols
 	refs      []uint32 // v2: label references of the series being decoded
 	exRefs    []uint32 // v2: label references of the exemplar being decoded
+	symH1     []uint64 // v2: hashes of the symbols, for series keys
+	symH2     []uint32
 }
 
 // Validator checks series against a tenant's limits on behalf of a
@@ -77,6 +79,8 @@ type Series struct {
 	// 2.0 symbol reference is out of range. The other series of the request
 	// are still valid.
 	Err error
+	// Key identifies the series' labels as sent; zero when Err is set.
+	Key SeriesKey
 
 	lbl, smp, exm, hst span
 }
@@ -155,6 +159,8 @@ func (r *Request) Reset() {
 		spans:     r.spans[:0],
 		refs:      r.refs[:0],
 		exRefs:    r.exRefs[:0],
+		symH1:     r.symH1[:0],
+		symH2:     r.symH2[:0],
 	}
 }
 

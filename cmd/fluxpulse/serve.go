@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,6 +275,9 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	adm.register(mux, auth)
 	registerRuler(mux, rul, auth)
 	mux.Handle("GET /api/v1/admin/usage", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, rec.Handler(allowedUsage)))
+	// Profiles reveal code paths, not data; still, only operators get them.
+	mux.Handle("/debug/pprof/", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", auth.Middleware(tenantauth.ScopeAdmin, querier.WriteError, http.HandlerFunc(pprof.Profile)))
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// result is one measured load.
+type result struct {
+	name      string
+	cfg       loadConfig
+	push      pushStats
+	cpu       float64 // receiver CPU seconds during the push
+	rssBefore int64
+	rssAfter  int64
+	series    int
+	verified  bool
+	verifyErr error
+	queries   queryStats
+}
+
+// measure pushes the plan and reads the receiver's CPU and memory around it.
+func measure(p *plan, pid int) (result, error) {
+	r := result{cfg: p.cfg}
+	for _, tp := range p.tenants {
+		for _, gen := range tp.series {
+			r.series += len(gen)
+		}
+	}
+	var cpu0 float64
+	if pid > 0 {
+		var err error
+		if cpu0, err = procCPU(pid); err != nil {
+			return r, err
+		}
+		if r.rssBefore, err = procRSS(pid); err != nil {
+			return r, err
+		}
+	}
+	r.push = p.push(client)
+	if pid > 0 {
+		cpu1, err := procCPU(pid)
+		if err != nil {
+			return r, err
+		}
+		r.cpu = cpu1 - cpu0
+		if r.rssAfter, err = procRSS(pid); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (r result) samplesPerSecond() float64 { return float64(r.push.samples) / r.push.wall.Seconds() }
+func (r result) samplesPerCPU() float64 {
+	if r.cpu == 0 {
+		return 0
+	}
+	return float64(r.push.samples) / r.cpu
+}
+func (r result) bytesPerSeries() float64 { return float64(r.rssAfter) / float64(r.series) }
+func (r result) cpuUse() float64         { return r.cpu / r.push.wall.Seconds() }
+
+func (r result) verdict() string {
+	switch {
+	case !r.verified:
+		return "not checked"
+	case r.verifyErr != nil:
+		return "FAILED: " + r.verifyErr.Error()
+	case r.push.failures > 0:
+		return fmt.Sprintf("FAILED: %d requests refused (%s)", r.push.failures, r.push.firstErr)
+	}
+	return "every sample read back"
+}
+
+// printResults writes a Markdown table of push figures, then one of query
+// latencies.
+func printResults(w io.Writer, rs []result) {
+	fmt.Fprintln(w, "| run | series | samples | samples/s | receiver CPU s | CPU use (cores) | samples per CPU second | RSS after | RSS per series | push p50 ms | push p99 ms | verification |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		if r.push.samples == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.2f | %.2f | %.0f | %.0f MiB | %.0f B | %s | %s | %s |\n",
+			r.name, r.series, r.push.samples, r.samplesPerSecond(), r.cpu, r.cpuUse(), r.samplesPerCPU(),
+			float64(r.rssAfter)/(1<<20), r.bytesPerSeries(), ms(percentile(r.push.latencies, 0.5)),
+			ms(percentile(r.push.latencies, 0.99)), r.verdict())
+	}
+	var withQ []result
+	for _, r := range rs {
+		if len(r.queries.total) > 0 {
+			withQ = append(withQ, r)
+		}
+	}
+	if len(withQ) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| query (median of refreshes, ms) |")
+	for _, r := range withQ {
+		fmt.Fprintf(w, " %s |", r.name)
+	}
+	fmt.Fprint(w, "\n|---|")
+	for range withQ {
+		fmt.Fprint(w, "---|")
+	}
+	fmt.Fprintln(w)
+	for _, q := range dashboardQueries {
+		fmt.Fprintf(w, "| %s |", q.name)
+		for _, r := range withQ {
+			fmt.Fprintf(w, " %s |", ms(percentile(r.queries.lat[q.name], 0.5)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprint(w, "| whole dashboard |")
+	for _, r := range withQ {
+		cell := ms(percentile(r.queries.total, 0.5))
+		if r.queries.err != nil {
+			cell += " (error: " + r.queries.err.Error() + ")"
+		}
+		fmt.Fprintf(w, " %s |", cell)
+	}
+	fmt.Fprintln(w)
+}
