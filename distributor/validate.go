@@ -160,17 +160,15 @@ func (v validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result)
 	if ts >= v.minTime && ts <= v.maxTime {
 		return false
 	}
-	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
-	switch {
-	case ts > v.maxTime:
-		res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too far in the future: the limit is %s ahead of the server's clock (%s)",
-			at, seriesString(ls), v.lim.CreationGracePeriod, limits.Source(limits.FlagCreationGracePeriod)))
-	case ts < v.minTime:
-		res.Reject(0, 1, fmt.Sprintf("sample at %s for series %s is too old: the limit is %s behind the server's clock (%s)",
-			at, seriesString(ls), v.lim.MaxSampleAge, limits.Source(limits.FlagMaxSampleAge)))
-	default:
-		return false
-	}
+	res.RejectFunc(0, 1, func() string {
+		at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+		if ts > v.maxTime {
+			return fmt.Sprintf("sample at %s for series %s is too far in the future: the limit is %s ahead of the server's clock (%s)",
+				at, seriesString(ls), v.lim.CreationGracePeriod, limits.Source(limits.FlagCreationGracePeriod))
+		}
+		return fmt.Sprintf("sample at %s for series %s is too old: the limit is %s behind the server's clock (%s)",
+			at, seriesString(ls), v.lim.MaxSampleAge, limits.Source(limits.FlagMaxSampleAge))
+	})
 	return true
 }
 

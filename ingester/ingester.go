@@ -42,7 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BlockRange, "ingester.block-range", 2*time.Hour, "Time range of the TSDB blocks the ingester cuts from its head.")
 	fs.DurationVar(&c.Retention, "ingester.retention-period", 12*time.Hour, "How long the ingester keeps blocks on local disk after shipping them to the bucket; unshipped blocks are never deleted.")
 	fs.DurationVar(&c.ShipInterval, "ingester.ship-interval", 30*time.Second, "How often the ingester cuts the blocks its heads are ready for and ships new blocks to the bucket.")
-	fs.IntVar(&c.StripeSize, "ingester.tsdb-stripe-size", 256, "Lock stripes of each tenant's TSDB head, a power of two: more allow more concurrent appends to one tenant, each costs about 300 bytes per tenant.")
+	fs.IntVar(&c.StripeSize, "ingester.tsdb-stripe-size", 64, "Lock stripes of each tenant's TSDB head, a power of two: more allow more concurrent appends to one tenant, each costs about 300 bytes per tenant.")
 	fs.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", false, "On shutdown, cut every head into blocks and ship them, so that an ingester scaled down loses nothing.")
 	fs.IntVar(&c.MaxTenants, "ingester.max-tenants", 10000, "Maximum number of tenants one ingester holds open; pushes for further tenants are refused with 503.")
 	fs.BoolVar(&c.WALCompression, "ingester.wal-compression", true, "Compress the write-ahead log with snappy.")

@@ -199,29 +199,18 @@ func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
 	if err == nil || errors.Is(err, (*storage.AppendPartialError)(nil)) {
 		return nil
 	}
-	ls := p.labels(st)
-	var reason, msg string
-	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+	var reason string
 	switch {
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		reason = "out_of_order"
-		if p.lim.OutOfOrderTimeWindow > 0 {
-			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample", at, ls)
-		} else {
-			msg = fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample and the out-of-order window is 0 (%s)", at, ls, limits.Source(limits.FlagOutOfOrderTimeWindow))
-		}
 	case errors.Is(err, storage.ErrTooOldSample):
 		reason = "too_old"
-		msg = fmt.Sprintf("sample at %s for series %s is outside the out-of-order window of %s (%s)", at, ls, p.lim.OutOfOrderTimeWindow, limits.Source(limits.FlagOutOfOrderTimeWindow))
 	case errors.Is(err, storage.ErrOutOfBounds):
 		reason = "out_of_bounds"
-		msg = fmt.Sprintf("sample at %s for series %s is older than the oldest time this ingester still accepts (the start of its head block)", at, ls)
 	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
 		reason = "duplicate_timestamp"
-		msg = fmt.Sprintf("sample at %s for series %s has a different value than the sample already stored for that timestamp", at, ls)
 	case isHistogramError(err):
 		reason = "invalid_histogram"
-		msg = fmt.Sprintf("invalid native histogram at %s for series %s: %v", at, ls, err)
 	default:
 		return err
 	}
@@ -229,8 +218,28 @@ func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
 		p.rejects = map[string]int{}
 	}
 	p.rejects[reason]++
-	p.res.Reject(0, 1, msg)
+	// The message is built only if it will be reported: a flood of refused
+	// samples must not cost formatting each.
+	p.res.RejectFunc(0, 1, func() string { return p.rejectMessage(reason, err, p.labels(st), ts) })
 	return nil
+}
+
+func (p *pusher) rejectMessage(reason string, err error, ls labels.Labels, ts int64) string {
+	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+	switch reason {
+	case "out_of_order":
+		if p.lim.OutOfOrderTimeWindow > 0 {
+			return fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample", at, ls)
+		}
+		return fmt.Sprintf("out-of-order sample at %s for series %s: it is older than the series' newest sample and the out-of-order window is 0 (%s)", at, ls, limits.Source(limits.FlagOutOfOrderTimeWindow))
+	case "too_old":
+		return fmt.Sprintf("sample at %s for series %s is outside the out-of-order window of %s (%s)", at, ls, p.lim.OutOfOrderTimeWindow, limits.Source(limits.FlagOutOfOrderTimeWindow))
+	case "out_of_bounds":
+		return fmt.Sprintf("sample at %s for series %s is older than the oldest time this ingester still accepts (the start of its head block)", at, ls)
+	case "duplicate_timestamp":
+		return fmt.Sprintf("sample at %s for series %s has a different value than the sample already stored for that timestamp", at, ls)
+	}
+	return fmt.Sprintf("invalid native histogram at %s for series %s: %v", at, ls, err)
 }
 
 func (p *pusher) rejectSeries(err error, samples int) {

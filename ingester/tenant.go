@@ -55,6 +55,10 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 	// plenty for the concurrency of one tenant on an ingester.
 	o.StripeSize = cfg.StripeSize
 	o.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
+	// Isolation lets a query skip samples of appends still in flight; it
+	// costs a ring of append IDs per series and work on every append, and
+	// remote write has no transactions for it to protect.
+	o.IsolationDisabled = true
 	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
 	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
 	o.RetentionDuration = cfg.Retention.Milliseconds()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,10 +89,29 @@ type limitedQuerier struct {
 	tenant string
 	lim    limits.Limits
 	stats  *TenantStats
+
+	mu   sync.Mutex
+	sets []*countingSet
 }
 
 func (q *limitedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return &countingSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), q: q}
+	s := &countingSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), q: q}
+	q.mu.Lock()
+	q.sets = append(q.sets, s)
+	q.mu.Unlock()
+	return s
+}
+
+// Close gives back the samples the sets reserved and did not read, so that
+// the counts are exact, and closes the querier.
+func (q *limitedQuerier) Close() error {
+	q.mu.Lock()
+	for _, s := range q.sets {
+		q.stats.Samples.Add(-s.reserved)
+		s.reserved = 0
+	}
+	q.mu.Unlock()
+	return q.Querier.Close()
 }
 
 // limitError is a query over a tenant limit. It unwraps to the PromQL cost
@@ -114,17 +134,32 @@ func (q *limitedQuerier) samplesErr() error {
 		promql.ErrTooManySamplesRead("storage")}
 }
 
-// count adds one sample to the tenant's total and reports whether the query
-// may go on.
-func (q *limitedQuerier) count() bool {
-	n := q.stats.Samples.Add(1)
-	return q.lim.MaxFetchedSamplesPerQuery <= 0 || n <= int64(q.lim.MaxFetchedSamplesPerQuery)
-}
+// reserveChunk is how many samples a series set takes from the shared
+// count at once: the per-sample cost is a decrement, and the limit is
+// enforced within that many samples.
+const reserveChunk = 4096
 
 type countingSet struct {
 	storage.SeriesSet
-	q   *limitedQuerier
-	err error
+	q        *limitedQuerier
+	err      error
+	reserved int64 // samples counted in advance and not read yet
+}
+
+// count counts one sample and reports whether the query may go on.
+func (s *countingSet) count() bool {
+	if s.reserved > 0 {
+		s.reserved--
+		return true
+	}
+	max := int64(s.q.lim.MaxFetchedSamplesPerQuery)
+	chunk := int64(reserveChunk)
+	if max > 0 {
+		chunk = min(chunk, max/16+1) // enforce small limits closely
+	}
+	n := s.q.stats.Samples.Add(chunk)
+	s.reserved = chunk - 1
+	return max <= 0 || n-chunk < max
 }
 
 func (s *countingSet) Next() bool {
@@ -140,7 +175,7 @@ func (s *countingSet) Next() bool {
 }
 
 func (s *countingSet) At() storage.Series {
-	return &countingSeries{Series: s.SeriesSet.At(), q: s.q}
+	return &countingSeries{Series: s.SeriesSet.At(), set: s}
 }
 
 func (s *countingSet) Err() error {
@@ -154,27 +189,29 @@ func (s *countingSet) Warnings() annotations.Annotations { return s.SeriesSet.Wa
 
 type countingSeries struct {
 	storage.Series
-	q *limitedQuerier
+	set *countingSet
 }
 
 func (s *countingSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if ci, ok := it.(*countingIterator); ok {
-		it = ci.Iterator
+		ci.Iterator = s.Series.Iterator(ci.Iterator)
+		ci.set, ci.err = s.set, nil
+		return ci
 	}
-	return &countingIterator{Iterator: s.Series.Iterator(it), q: s.q}
+	return &countingIterator{Iterator: s.Series.Iterator(it), set: s.set}
 }
 
 // countingIterator counts every sample it yields. (go vet's stdmethods
 // check mistakes Seek for io.Seeker; this Seek is chunkenc.Iterator's.)
 type countingIterator struct {
 	chunkenc.Iterator
-	q   *limitedQuerier
+	set *countingSet
 	err error
 }
 
 func (it *countingIterator) step(v chunkenc.ValueType) chunkenc.ValueType {
-	if v != chunkenc.ValNone && !it.q.count() {
-		it.err = it.q.samplesErr()
+	if v != chunkenc.ValNone && !it.set.count() {
+		it.err = it.set.q.samplesErr()
 		return chunkenc.ValNone
 	}
 	return v

@@ -37,6 +37,18 @@ func (r *Result) Reject(series, samples int, reason string) {
 	}
 }
 
+// RejectFunc is Reject for hot paths: reason is called only when the
+// message will be kept, so a flood of refused samples costs no formatting.
+func (r *Result) RejectFunc(series, samples int, reason func() string) {
+	if len(r.errs) < MaxReportedErrors {
+		r.Reject(series, samples, reason())
+		return
+	}
+	r.RejectedSeries += series
+	r.RejectedSamples += samples
+	r.dropped++
+}
+
 // Rejected reports whether anything was refused.
 func (r *Result) Rejected() bool { return len(r.errs) > 0 }
 

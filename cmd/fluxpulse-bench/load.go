@@ -31,6 +31,7 @@ type loadConfig struct {
 	ChurnEvery      int           // rounds between churns; 0: no churn
 	ChurnFraction   float64       // share of hosts replaced at each churn
 	Auth            string        // "header": X-Scope-OrgID; "none"; "bearer:<token>"
+	Warmup          bool          // push one unmeasured round first: tenants and series exist before the clock starts
 }
 
 // tenantName is the tenant of index k.
@@ -41,6 +42,7 @@ func tenantName(k int) string { return fmt.Sprintf("bench-%04d", k) }
 // order.
 type plan struct {
 	cfg      loadConfig
+	warm     *plan // the warm-up round, pushed before the measured rounds
 	base     int64 // timestamp of round 0, ms
 	tenants  []tenantPlan
 	bySender [][]*job
@@ -89,8 +91,18 @@ func (cfg loadConfig) generation(round int) int {
 // several consecutive rounds of all of them (one series entry per round, in
 // round order, which keeps every series' samples in time order).
 func newPlan(cfg loadConfig) *plan {
-	p := &plan{cfg: cfg, bySender: make([][]*job, cfg.Senders)}
-	p.base = time.Now().Add(-time.Duration(cfg.Rounds+2) * cfg.Interval).Truncate(time.Second).UnixMilli()
+	base := time.Now().Add(-time.Duration(cfg.Rounds+2) * cfg.Interval).Truncate(time.Second).UnixMilli()
+	p := encodePlan(cfg, base)
+	if cfg.Warmup {
+		w := cfg
+		w.Rounds, w.Warmup, w.ChurnEvery = 1, false, 0
+		p.warm = encodePlan(w, base-cfg.Interval.Milliseconds())
+	}
+	return p
+}
+
+func encodePlan(cfg loadConfig, base int64) *plan {
+	p := &plan{cfg: cfg, bySender: make([][]*job, cfg.Senders), base: base}
 	owner := 0 // round-robin owner of each chunk of series
 	for t := range cfg.Tenants {
 		tp := tenantPlan{name: tenantName(t)}

@@ -51,6 +51,7 @@ func (c *loadConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ChurnEvery, "churn-every", 0, "Replace hosts every this many rounds; 0: no churn.")
 	fs.Float64Var(&c.ChurnFraction, "churn-fraction", 0.1, "Share of hosts replaced at each churn.")
 	fs.StringVar(&c.Auth, "auth", "header", "header (X-Scope-OrgID), none, or bearer:<token>.")
+	fs.BoolVar(&c.Warmup, "warmup", true, "Push one round before the measured ones, so that tenants and series exist when the clock starts (steady-state figures).")
 }
 
 func runCmd(args []string) error {

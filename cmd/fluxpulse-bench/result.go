@@ -27,6 +27,12 @@ func measure(p *plan, pid int) (result, error) {
 			r.series += len(gen)
 		}
 	}
+	if p.warm != nil {
+		p.warm.cfg.URL, p.warm.cfg.Path, p.warm.cfg.Auth = p.cfg.URL, p.cfg.Path, p.cfg.Auth
+		if st := p.warm.push(client); st.failures > 0 {
+			return r, fmt.Errorf("warm-up: %d requests refused: %s", st.failures, st.firstErr)
+		}
+	}
 	var cpu0 float64
 	if pid > 0 {
 		var err error
