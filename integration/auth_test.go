@@ -223,7 +223,9 @@ func TestRulesAPIAuthentication(t *testing.T) {
 	rules, _ := fp.newToken(t, "-tenant", "a", "-scopes", "rules,read")
 	reader, _ := fp.newToken(t, "-tenant", "a", "-scopes", "read")
 	other, _ := fp.newToken(t, "-tenant", "b", "-scopes", "rules,read")
-	bearer := func(tok string) func(*http.Request) { return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) } }
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
 	group := []byte("name: g1\nrules:\n  - record: job:up:sum\n    expr: sum(up)\n")
 	testbin.Eventually(t, 10*time.Second, func() error {
 		if s, b := fp.do(t, request{"POST", "/prometheus/config/v1/rules/ns", group, ""}, bearer(rules), ""); s != http.StatusAccepted {
