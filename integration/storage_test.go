@@ -313,9 +313,27 @@ func tamper(t *testing.T, fp *fluxPulse, s3 *buckettest.S3Server) {
 	}); err != nil || len(names) == 0 {
 		t.Fatalf("list main's objects: %v (%d)", err, len(names))
 	}
-	block := strings.Join(strings.SplitN(names[0], "/", 4)[:3], "/") // main/blocks/<ULID>
+	// A live block: complete (meta.json) and not marked for deletion by the
+	// compactor, which runs once at every start.
+	complete, marked := map[string]bool{}, map[string]bool{}
 	for _, n := range names {
-		if !strings.HasPrefix(n, block+"/") {
+		dir := strings.Join(strings.SplitN(n, "/", 4)[:3], "/") // main/blocks/<ULID>
+		complete[dir] = complete[dir] || strings.HasSuffix(n, "/meta.json")
+		marked[dir] = marked[dir] || strings.HasSuffix(n, "/deletion-mark.json")
+	}
+	block := ""
+	for dir := range complete {
+		if complete[dir] && !marked[dir] {
+			block = dir
+		}
+	}
+	if block == "" {
+		t.Fatal("no live block of main to copy")
+	}
+	for _, n := range names {
+		// The compactor may have marked the block for deletion already: the
+		// copy is of a live block.
+		if !strings.HasPrefix(n, block+"/") || strings.HasSuffix(n, "/deletion-mark.json") {
 			continue
 		}
 		r, err := raw.Get(ctx, n)
