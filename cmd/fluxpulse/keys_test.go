@@ -55,3 +55,16 @@ func TestKeysCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://am:9093":                   "http://am:9093",
+		"http://u:secret@am:9093,http://b": "http://u:xxxxx@am:9093,http://b",
+		"plain value":                      "plain value",
+		"https://user@host/p":              "https://user@host/p",
+	} {
+		if got := redactURLs(in); got != want {
+			t.Errorf("redactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,7 +139,7 @@ func serve(args []string) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var page strings.Builder
-	fs.VisitAll(func(f *flag.Flag) { fmt.Fprintf(&page, "-%s=%s\n", f.Name, f.Value) })
+	fs.VisitAll(func(f *flag.Flag) { fmt.Fprintf(&page, "-%s=%s\n", f.Name, redactURLs(f.Value.String())) })
 	cfg.configPage = page.String()
 	if err := cfg.validate(); err != nil {
 		return err
@@ -376,4 +377,20 @@ func (s *server) run() error {
 	}
 	s.logger.Info("stopped cleanly")
 	return runErr
+}
+
+// redactURLs hides the passwords of URLs in a flag value (a comma-separated
+// list of URLs, say), for the /config page. Secret-typed flags print
+// themselves redacted.
+func redactURLs(v string) string {
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }
