@@ -127,7 +127,9 @@ func serve(args []string) error {
 	var cfg serverConfig
 	fs := flag.NewFlagSet("fluxpulse", flag.ContinueOnError)
 	cfg.registerFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed
+	} else if err != nil {
 		return err
 	}
 	if cfg.printVersion {
