@@ -18,7 +18,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
-func testIngester(t *testing.T, dir string, mod func(*Config, *limits.Limits)) *Ingester {
+func testIngester(t testing.TB, dir string, mod func(*Config, *limits.Limits)) *Ingester {
 	t.Helper()
 	var cfg Config
 	var lim limits.Limits
