@@ -167,14 +167,15 @@ func (b *Filesystem) Upload(ctx context.Context, name string, r io.Reader) (err 
 }
 
 // createTemp creates the directory and an exclusive temporary file in it.
-// A concurrent Delete may remove the directory once it is empty, between
-// the two steps, so it tries again a few times.
+// Concurrent uploads create the same directories and a concurrent Delete
+// may remove them once empty, so a failure that only a race explains is
+// tried again a few times.
 func (b *Filesystem) createTemp(dir string) (*os.File, string, error) {
 	var err error
-	for range 5 {
+	for range 10 {
 		if dir != "." {
 			if err = b.root.MkdirAll(dir, 0o755); err != nil {
-				if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+				if (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist)) && b.objectOnPath(dir) {
 					return nil, "", fmt.Errorf("a path element of %q is an object, not a directory: %w", dir, err)
 				}
 				continue
@@ -191,6 +192,16 @@ func (b *Filesystem) createTemp(dir string) (*os.File, string, error) {
 		}
 	}
 	return nil, "", err
+}
+
+// objectOnPath reports whether dir or one of its parents is a file.
+func (b *Filesystem) objectOnPath(dir string) bool {
+	for p := dir; p != "." && p != "/"; p = path.Dir(p) {
+		if fi, err := b.root.Lstat(p); err == nil && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Filesystem) syncDir(dir string) error {
