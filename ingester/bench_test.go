@@ -1,13 +1,17 @@
 package ingester
 
 import (
+	"flag"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
@@ -62,4 +66,71 @@ func heapFor(b *testing.B, n, perTenant int) int64 {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(ing)
 	return int64(after.HeapInuse) - int64(before.HeapInuse)
+}
+
+// BenchmarkTenantFloor measures what a bare Prometheus TSDB opened with a
+// tenant's options costs, with nothing of FluxPulse's around it: empty, and
+// holding one series. It is the floor under BenchmarkTenantOverhead's
+// per-tenant figure that no change in FluxPulse can go below while each
+// tenant has a TSDB of its own. "smallest" is the least any option allows:
+// one lock stripe, no WAL compression.
+func BenchmarkTenantFloor(b *testing.B) {
+	var cfg Config
+	var lim limits.Limits
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	lim.RegisterFlags(fs)
+	smallest := cfg
+	smallest.StripeSize = 1
+	smallest.WALCompression = false
+	b.Run("options=fluxpulse", func(b *testing.B) { tsdbFloor(b, cfg, lim) })
+	b.Run("options=smallest", func(b *testing.B) { tsdbFloor(b, smallest, lim) })
+}
+
+func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits) {
+	const n = 100
+	heap := func(gcs int) int64 {
+		var m runtime.MemStats
+		for range gcs {
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse)
+	}
+	for b.Loop() {
+		dir := b.TempDir()
+		start := heap(2)
+		dbs := make([]*tsdb.DB, n)
+		for i := range dbs {
+			db, err := tsdb.Open(filepath.Join(dir, fmt.Sprint(i)), nil, nil, tsdbOptions(cfg, lim), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dbs[i] = db
+		}
+		empty := heap(2)
+		now := time.Now().UnixMilli()
+		for i, db := range dbs {
+			app := db.Appender(b.Context())
+			if _, err := app.Append(0, labels.FromStrings("__name__", "up", "instance", fmt.Sprint(i)), now, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// After one collection the head's sync.Pools of append buffers
+		// survive in their victim caches, as they do for a tenant that
+		// appends every few seconds; after two they are gone.
+		appending := heap(1)
+		rest := heap(2)
+		b.ReportMetric(float64(empty-start)/n, "heap-B/empty-TSDB")
+		b.ReportMetric(float64(rest-start)/n, "heap-B/TSDB-1-series-at-rest")
+		b.ReportMetric(float64(appending-start)/n, "heap-B/TSDB-1-series-appending")
+		for _, db := range dbs {
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }

@@ -47,35 +47,13 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 	t.refs = newRefCache()
 	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })
 	t.series.onDelete = func(deleted int) { t.refs.seriesDeleted(deleted) }
-	o := tsdb.DefaultOptions()
+	o := tsdbOptions(cfg, lim)
 	o.SeriesLifecycleCallback = t.series
-	// One TSDB per tenant: the head's fixed costs are paid per tenant, so
-	// they are kept small. Prometheus's 16384 lock stripes and 4 MiB chunk
-	// write buffer cost about 5 MiB a tenant; a few hundred stripes are
-	// plenty for the concurrency of one tenant on an ingester.
-	o.StripeSize = cfg.StripeSize
-	o.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
-	// Isolation lets a query skip samples of appends still in flight; it
-	// costs a ring of append IDs per series and work on every append, and
-	// remote write has no transactions for it to protect.
-	o.IsolationDisabled = true
-	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
-	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
-	o.RetentionDuration = cfg.Retention.Milliseconds()
-	if cfg.WALCompression {
-		o.WALCompression = compression.Snappy
-	}
-	o.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
-	// Overlapping blocks (out-of-order data) and larger blocks are the
-	// compactor's job, in the bucket; locally a block is deleted only once
-	// shipped and past the local retention.
-	o.EnableOverlappingCompaction = false
 	o.BlocksToDelete = t.blocksToDelete(cfg.Retention)
 	var err error
 	if t.shipper, err = newShipper(t.dir); err != nil {
 		return err
 	}
-	o.EnableExemplarStorage = true
 	if _, err := os.Stat(filepath.Join(t.dir, exemplarsMarker)); err == nil && lim.MaxExemplars > 0 {
 		o.MaxExemplars = int64(lim.MaxExemplars)
 		t.exemplarsOn = true
@@ -129,4 +107,35 @@ func (t *tenant) applyLimits(lim limits.Limits, wantExemplars bool) error {
 
 func (t *tenant) close() error {
 	return errors.Join(t.meta.sync(), t.db.Close())
+}
+
+// tsdbOptions returns the options of a tenant's TSDB that depend only on the
+// ingester's configuration and the tenant's limits.
+func tsdbOptions(cfg Config, lim limits.Limits) *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	// One TSDB per tenant: the head's fixed costs are paid per tenant, so
+	// they are kept small. Prometheus's 16384 lock stripes and 4 MiB chunk
+	// write buffer cost about 5 MiB a tenant; a few hundred stripes are
+	// plenty for the concurrency of one tenant on an ingester.
+	o.StripeSize = cfg.StripeSize
+	o.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
+	// Isolation lets a query skip samples of appends still in flight; it
+	// costs a ring of append IDs per series and work on every append, and
+	// remote write has no transactions for it to protect.
+	o.IsolationDisabled = true
+	o.MinBlockDuration = cfg.BlockRange.Milliseconds()
+	o.MaxBlockDuration = cfg.BlockRange.Milliseconds()
+	o.RetentionDuration = cfg.Retention.Milliseconds()
+	if cfg.WALCompression {
+		o.WALCompression = compression.Snappy
+	}
+	o.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
+	// Overlapping blocks (out-of-order data) and larger blocks are the
+	// compactor's job, in the bucket; locally a block is deleted only once
+	// shipped and past the local retention.
+	o.EnableOverlappingCompaction = false
+	// Always on, so that a tenant's first exemplar can be stored without
+	// reopening its TSDB; the buffer itself is sized only once it has sent one.
+	o.EnableExemplarStorage = true
+	return o
 }
