@@ -73,7 +73,9 @@ func heapFor(b *testing.B, n, perTenant int) int64 {
 // holding one series. It is the floor under BenchmarkTenantOverhead's
 // per-tenant figure that no change in FluxPulse can go below while each
 // tenant has a TSDB of its own. "smallest" is the least any option allows:
-// one lock stripe, no WAL compression.
+// one lock stripe, no WAL compression; "no-WAL" drops the WAL as well, which
+// no tenant can do without (it keeps acknowledged samples over a crash) but
+// shows what the head alone holds.
 func BenchmarkTenantFloor(b *testing.B) {
 	var cfg Config
 	var lim limits.Limits
@@ -83,11 +85,12 @@ func BenchmarkTenantFloor(b *testing.B) {
 	smallest := cfg
 	smallest.StripeSize = 1
 	smallest.WALCompression = false
-	b.Run("options=fluxpulse", func(b *testing.B) { tsdbFloor(b, cfg, lim) })
-	b.Run("options=smallest", func(b *testing.B) { tsdbFloor(b, smallest, lim) })
+	b.Run("options=fluxpulse", func(b *testing.B) { tsdbFloor(b, cfg, lim, false) })
+	b.Run("options=smallest", func(b *testing.B) { tsdbFloor(b, smallest, lim, false) })
+	b.Run("options=smallest-no-WAL", func(b *testing.B) { tsdbFloor(b, smallest, lim, true) })
 }
 
-func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits) {
+func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits, noWAL bool) {
 	const n = 100
 	heap := func(gcs int) int64 {
 		var m runtime.MemStats
@@ -102,7 +105,11 @@ func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits) {
 		start := heap(2)
 		dbs := make([]*tsdb.DB, n)
 		for i := range dbs {
-			db, err := tsdb.Open(filepath.Join(dir, fmt.Sprint(i)), nil, nil, tsdbOptions(cfg, lim), nil)
+			o := tsdbOptions(cfg, lim)
+			if noWAL {
+				o.WALSegmentSize = -1
+			}
+			db, err := tsdb.Open(filepath.Join(dir, fmt.Sprint(i)), nil, nil, o, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
