@@ -1,7 +1,6 @@
 package ingester
 
 import (
-	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -33,9 +32,7 @@ func BenchmarkTenantOverhead(b *testing.B) {
 // heapFor returns the heap in use after pushing three samples to each of
 // perTenant series of each of n tenants of a new ingester.
 func heapFor(b *testing.B, n, perTenant int) int64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := heapInUse(1)
 	ing := testIngester(b, b.TempDir(), nil)
 	now := time.Now().UnixMilli()
 	for r := range 3 {
@@ -61,11 +58,19 @@ func heapFor(b *testing.B, n, perTenant int) int64 {
 	// Two collections empty the head's sync.Pools of append buffers too
 	// (120 KiB or more a tenant while it is pushing): what remains is what a
 	// tenant costs at rest.
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	after := heapInUse(2)
 	runtime.KeepAlive(ing)
-	return int64(after.HeapInuse) - int64(before.HeapInuse)
+	return after - before
+}
+
+// heapInUse returns the heap in use after gcs garbage collections.
+func heapInUse(gcs int) int64 {
+	var m runtime.MemStats
+	for range gcs {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }
 
 // BenchmarkTenantFloor measures what a bare Prometheus TSDB opened with a
@@ -77,11 +82,7 @@ func heapFor(b *testing.B, n, perTenant int) int64 {
 // no tenant can do without (it keeps acknowledged samples over a crash) but
 // shows what the head alone holds.
 func BenchmarkTenantFloor(b *testing.B) {
-	var cfg Config
-	var lim limits.Limits
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	lim.RegisterFlags(fs)
+	cfg, lim := defaults()
 	smallest := cfg
 	smallest.StripeSize = 1
 	smallest.WALCompression = false
@@ -92,17 +93,9 @@ func BenchmarkTenantFloor(b *testing.B) {
 
 func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits, noWAL bool) {
 	const n = 100
-	heap := func(gcs int) int64 {
-		var m runtime.MemStats
-		for range gcs {
-			runtime.GC()
-		}
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapInuse)
-	}
 	for b.Loop() {
 		dir := b.TempDir()
-		start := heap(2)
+		start := heapInUse(2)
 		dbs := make([]*tsdb.DB, n)
 		for i := range dbs {
 			o := tsdbOptions(cfg, lim)
@@ -115,7 +108,7 @@ func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits, noWAL bool) {
 			}
 			dbs[i] = db
 		}
-		empty := heap(2)
+		empty := heapInUse(2)
 		now := time.Now().UnixMilli()
 		for i, db := range dbs {
 			app := db.Appender(b.Context())
@@ -129,8 +122,8 @@ func tsdbFloor(b *testing.B, cfg Config, lim limits.Limits, noWAL bool) {
 		// After one collection the head's sync.Pools of append buffers
 		// survive in their victim caches, as they do for a tenant that
 		// appends every few seconds; after two they are gone.
-		appending := heap(1)
-		rest := heap(2)
+		appending := heapInUse(1)
+		rest := heapInUse(2)
 		b.ReportMetric(float64(empty-start)/n, "heap-B/empty-TSDB")
 		b.ReportMetric(float64(rest-start)/n, "heap-B/TSDB-1-series-at-rest")
 		b.ReportMetric(float64(appending-start)/n, "heap-B/TSDB-1-series-appending")

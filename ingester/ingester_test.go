@@ -18,13 +18,19 @@ import (
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
-func testIngester(t testing.TB, dir string, mod func(*Config, *limits.Limits)) *Ingester {
-	t.Helper()
+// defaults returns the ingester configuration and limits the flags default to.
+func defaults() (Config, limits.Limits) {
 	var cfg Config
 	var lim limits.Limits
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	lim.RegisterFlags(fs)
+	return cfg, lim
+}
+
+func testIngester(t testing.TB, dir string, mod func(*Config, *limits.Limits)) *Ingester {
+	t.Helper()
+	cfg, lim := defaults()
 	cfg.Dir = dir
 	if mod != nil {
 		mod(&cfg, &lim)
