@@ -63,7 +63,7 @@ func prepareStack(t *testing.T) *stack {
 
 func (s *stack) startServer() {
 	s.t.Helper()
-	args := []string{"-data.dir", s.dataDir, "-server.http-listen-address", s.addr}
+	args := []string{"-data.dir", s.dataDir, "-server.http-listen-address", s.addr, "-server.internal-listen-address", testbin.FreePort(s.t)}
 	if s.token == "" {
 		args = append(args, "-auth.mode=header")
 	}

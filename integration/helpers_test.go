@@ -26,29 +26,38 @@ import (
 
 // fluxPulse is a real FluxPulse process on loopback.
 type fluxPulse struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
-	args []string
-	proc *testbin.Process
+	t        *testing.T
+	bin      string
+	dir      string
+	addr     string
+	internal string // the operator-only listener: /metrics, /config, pprof
+	args     []string
+	proc     *testbin.Process
 }
 
 func startFluxPulse(t *testing.T, args ...string) *fluxPulse {
 	t.Helper()
-	f := &fluxPulse{t: t, bin: testbin.FluxPulse(t, "fluxpulse"), dir: t.TempDir(), addr: testbin.FreePort(t), args: args}
+	f := &fluxPulse{t: t, bin: testbin.FluxPulse(t, "fluxpulse"), dir: t.TempDir(), addr: testbin.FreePort(t), internal: testbin.FreePort(t), args: args}
 	f.start()
 	return f
 }
 
 func (f *fluxPulse) start() {
 	f.t.Helper()
-	args := append([]string{"-data.dir", f.dir, "-server.http-listen-address", f.addr}, f.args...)
-	f.proc = testbin.Start(f.t, f.bin, nil, args...)
+	f.proc = testbin.Start(f.t, f.bin, nil, f.commandLine()...)
 	testbin.WaitHTTP(f.t, f.proc, f.url()+"/ready", time.Minute)
 }
 
+// commandLine is the process's arguments: its directory, its listeners
+// and the test's flags.
+func (f *fluxPulse) commandLine() []string {
+	return append([]string{"-data.dir", f.dir, "-server.http-listen-address", f.addr, "-server.internal-listen-address", f.internal}, f.args...)
+}
+
 func (f *fluxPulse) url() string { return "http://" + f.addr }
+
+// internalURL is the operator-only listener's base URL.
+func (f *fluxPulse) internalURL() string { return "http://" + f.internal }
 
 // api calls the Prometheus API of FluxPulse (under /prometheus) or of a
 // Prometheus (base without prefix) and returns the status and body.

@@ -91,10 +91,9 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fluxPulse{t: t, bin: testbin.FluxPulse(t, "fluxpulse"), dir: t.TempDir(), addr: testbin.FreePort(t),
+	f := &fluxPulse{t: t, bin: testbin.FluxPulse(t, "fluxpulse"), dir: t.TempDir(), addr: testbin.FreePort(t), internal: testbin.FreePort(t),
 		args: []string{"-auth.mode=header", "-server.http-tls-cert-path=" + cert, "-server.http-tls-key-path=" + key}}
-	args := append([]string{"-data.dir", f.dir, "-server.http-listen-address", f.addr}, f.args...)
-	f.proc = testbin.Start(t, f.bin, nil, args...)
+	f.proc = testbin.Start(t, f.bin, nil, f.commandLine()...)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	client := func(maxVersion uint16) *http.Client {

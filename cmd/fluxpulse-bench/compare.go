@@ -58,7 +58,7 @@ func (r *receiver) start() error {
 			"--web.listen-address="+r.addr, "--web.enable-remote-write-receiver")
 	default:
 		args = append(args, "-data.dir", filepath.Join(r.dir, "data"), "-server.http-listen-address", r.addr,
-			"-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-ingester.max-series-per-tenant=0",
+			"-server.internal-listen-address=", "-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-ingester.max-series-per-tenant=0",
 			"-ingester.max-tenants=5000", "-querier.max-concurrent-queries=0")
 	}
 	var err error

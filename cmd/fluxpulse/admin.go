@@ -9,7 +9,6 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
-	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -19,11 +18,29 @@ type admin struct {
 	raw    bucket.Bucket
 	enc    bucket.Bucket
 	keys   *encryption.Keyring
-	ing    *ingester.Ingester
-	store  *blockstore.Store
+	ing    tenantDeleter
+	store  tenantForgetter
 	logger *slog.Logger
 	// audit records an administrative action; set by the server.
 	audit func(r *http.Request, action, tenant, outcome string, details map[string]any)
+}
+
+// tenantDeleter drops a tenant's local data: the ingester's TSDB.
+type tenantDeleter interface {
+	DeleteTenant(tenant string) error
+}
+
+// tenantForgetter drops what a reader keeps of a tenant: the block
+// store's indexes.
+type tenantForgetter interface {
+	Forget(tenant string)
+}
+
+// addAdmin serves the administrative endpoints (admin scope) over the
+// ingester and block store of this process.
+func (p *process) addAdmin(ing tenantDeleter, store tenantForgetter) {
+	a := &admin{raw: p.storage.raw, enc: p.storage.enc, keys: p.storage.keys, ing: ing, store: store, logger: p.logger, audit: p.obs.admin}
+	a.register(p.public, p.auth)
 }
 
 // tenantOf returns the tenant named in the path if the request may act on

@@ -13,11 +13,6 @@ import (
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 )
 
-func init() {
-	commands["audit"] = auditCommand
-	auditChanges = auditRuntimeChanges
-}
-
 const auditUsage = "usage: fluxpulse audit verify [-data.dir dir] [-audit.log-file path]"
 
 // auditRuntimeChanges records the changes a tenant or token command made to
@@ -40,13 +35,13 @@ func auditRuntimeChanges(files *cliFiles, old, cur *runtimeconfig.Config) {
 	}
 }
 
-func auditCommand(args []string) error {
+func runAudit(args []string, stdout, _ io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(auditUsage)
 	}
 	switch args[0] {
 	case "verify":
-		return auditVerify(args[1:], os.Stdout)
+		return auditVerify(args[1:], stdout)
 	}
 	return fmt.Errorf("audit: unknown subcommand %q; %s", args[0], auditUsage)
 }

@@ -54,7 +54,7 @@ func TestAuditCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "FAILED: edited at line") {
 		t.Errorf("verify printed %q", out.String())
 	}
-	if err := auditCommand([]string{"check"}); err == nil || !strings.Contains(err.Error(), "usage") {
+	if err := runAudit([]string{"check"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Errorf("unknown subcommand: %v", err)
 	}
 }

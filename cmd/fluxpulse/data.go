@@ -18,10 +18,6 @@ import (
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
-func init() {
-	commands["blocks"] = func(args []string) error { return runBlocks(args, os.Stdout, os.Stderr) }
-}
-
 // storageFlags parses the flags of a command that reads the bucket.
 func storageFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (keysConfig, error) {
 	var cfg keysConfig
@@ -113,10 +109,7 @@ func runDeleteData(args []string, stdout, stderr io.Writer) error {
 	if err := os.RemoveAll(filepath.Join(cfg.dataDir, "tsdb", cfg.tenant)); err != nil {
 		return err
 	}
-	auditEntry(cfg.dataDir, "tenant.delete-data", cfg.tenant)
+	auditCLI(cfg.dataDir, "tenant.delete-data", cfg.tenant)
 	fmt.Fprintf(stdout, "tenant %s: data keys deleted, its data is unreadable now; the compactor removes its objects in the background\n", cfg.tenant)
 	return nil
 }
-
-// auditEntry records a CLI action in the audit log; wired in audit.go.
-var auditEntry = func(dataDir, action, tenant string) {}

@@ -1,10 +1,15 @@
 // Command fluxpulse is the FluxPulse server: a multi-tenant,
 // Prometheus-compatible metrics backend. With -target=all (the default) it
-// runs every role in one process with an embedded default configuration.
+// runs every role in one process with an embedded default configuration;
+// -target=distributor,ingester,… runs chosen roles that find each other
+// through a hash ring. The same binary holds the administration commands.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 )
@@ -19,23 +24,38 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
-	if err := dispatch(os.Args[1:]); err != nil {
+	err := dispatch(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -help printed the usage: not a failure
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fluxpulse:", err)
 		os.Exit(1)
 	}
 }
 
-func dispatch(args []string) error {
+// command is a subcommand: its arguments after its name, and where it
+// writes.
+type command func(args []string, stdout, stderr io.Writer) error
+
+// commands are the subcommands; anything else is a server flag.
+var commands = map[string]command{
+	"tenant": runTenant,
+	"token":  runToken,
+	"keys":   runKeys,
+	"blocks": runBlocks,
+	"usage":  runUsage,
+	"audit":  runAudit,
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		if cmd, ok := commands[args[0]]; ok {
-			return cmd(args[1:])
+			return cmd(args[1:], stdout, stderr)
 		}
 	}
 	return serve(args)
 }
-
-// commands are the subcommands; anything else is a server flag.
-var commands = map[string]func(args []string) error{}
 
 func buildRevision() (revision, date string) {
 	bi, ok := debug.ReadBuildInfo()

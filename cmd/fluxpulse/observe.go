@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,8 +20,6 @@ import (
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
 )
-
-func init() { auditEntry = auditCLI }
 
 // auditCLI records an action of a CLI command in the audit log of the data
 // directory, as the person running it.
@@ -163,17 +163,28 @@ func allowedUsage(r *http.Request) ([]string, bool) {
 }
 
 // storedBytes returns the bytes each tenant keeps in the bucket, as stored.
-// It lists every object: it runs when a usage hour closes, not per request.
-func storedBytes(ctx context.Context, raw bucket.Bucket, tenants []string) map[string]int64 {
+// A tenant whose objects could not all be listed is left out rather than
+// reported short, and the failure is logged. It lists every object: it runs
+// when a usage hour closes, not per request.
+func storedBytes(ctx context.Context, raw bucket.Bucket, tenants []string, logger *slog.Logger) map[string]int64 {
 	out := make(map[string]int64, len(tenants))
 	for _, t := range tenants {
 		var n int64
-		_ = raw.Iter(ctx, t, bucket.IterOptions{Recursive: true}, func(name string) error {
-			if a, err := raw.Attributes(ctx, name); err == nil {
-				n += a.Size
+		err := raw.Iter(ctx, t, bucket.IterOptions{Recursive: true}, func(name string) error {
+			a, err := raw.Attributes(ctx, name)
+			if errors.Is(err, bucket.ErrNotFound) {
+				return nil // deleted since it was listed
 			}
+			if err != nil {
+				return err
+			}
+			n += a.Size
 			return nil
 		})
+		if err != nil {
+			logger.Warn("stored bytes not reported: listing the bucket failed", "tenant", t, "err", err)
+			continue
+		}
 		out[t] = n
 	}
 	return out

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"flag"
-	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/ruler"
@@ -27,36 +24,39 @@ func rulerFeatures() map[string]string {
 	return map[string]string{"ruler_config_api": "true"}
 }
 
-// newRuler builds the ruler: it evaluates with the querier's engine over
-// the API's queryable (so per-tenant query limits apply), writes through
-// the distributor and keeps rule groups in the encrypted bucket.
-func newRuler(cfg rulerConfig, deps ruler.Dependencies, logger *slog.Logger, reg prometheus.Registerer) (*ruler.Ruler, error) {
-	return ruler.New(cfg.Config, deps, logger.With("component", "ruler"), reg)
-}
-
-// registerRuler adds the rules configuration API (scope rules, errors as
-// text as in Cortex and Mimir) and the Prometheus rules and alerts
-// endpoints (scope read, JSON errors) to mux.
-func registerRuler(mux *http.ServeMux, r *ruler.Ruler, auth *tenantauth.Authenticator) {
-	r.Register(mux,
-		func(h http.Handler) http.Handler {
-			return auth.Middleware(tenantauth.ScopeRules, tenantauth.PlainError, h)
-		},
-		func(h http.Handler) http.Handler { return auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h) })
-}
-
-// runRuler runs the ruler once the ingester has replayed its write-ahead
-// logs: restoring alerts' for state reads ALERTS_FOR_STATE, which must be
-// visible by then.
-func (s *server) runRuler(ctx context.Context) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !s.ing.Ready() {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+// addRuler builds the ruler: it evaluates with the querier's engine over
+// the querier's queryable (so per-tenant query limits apply), writes
+// through pusher (the distributor, so recording rules are validated and
+// counted like any push) and keeps rule groups in the encrypted bucket.
+// It starts evaluating once dataReady says the data it reads is there:
+// restoring alerts' for state reads ALERTS_FOR_STATE.
+func (p *process) addRuler(q *queryRole, pusher ruler.Pusher, dataReady func() bool) error {
+	rul, err := ruler.New(p.cfg.ruler.Config, ruler.Dependencies{Engine: q.Engine(), Queryable: q.queryable, Pusher: pusher,
+		Bucket: p.storage.enc, Limits: p.limits, Audit: p.audit}, p.logger.With("component", "ruler"), p.reg)
+	if err != nil {
+		return err
 	}
-	return s.ruler.Run(ctx)
+	// The rules configuration API has scope rules and answers errors as
+	// text, as Cortex and Mimir do; the Prometheus rules and alerts
+	// endpoints have scope read and answer JSON.
+	rul.Register(p.public,
+		func(h http.Handler) http.Handler {
+			return p.auth.Middleware(tenantauth.ScopeRules, tenantauth.PlainError, h)
+		},
+		func(h http.Handler) http.Handler {
+			return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
+		})
+	p.addLoop(func(ctx context.Context) error {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for !dataReady() {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+		}
+		return rul.Run(ctx)
+	})
+	return nil
 }

@@ -21,8 +21,9 @@ const firstTenant = "tenant-1"
 // loadRuntimeConfig loads the runtime file and returns a watcher that keeps
 // the authenticator and the limits in step with it. In token mode a missing
 // file is created with one tenant and one token, printed once; in header
-// mode the file is optional (limits only).
-func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*runtimeconfig.Watcher, error) {
+// mode the file is optional (limits only). onChange is told about the load
+// and every change, for the audit log.
+func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *limits.Overrides, onChange func(runtimeconfig.Change), logger *slog.Logger, reg prometheus.Registerer) (*runtimeconfig.Watcher, error) {
 	_, err := os.Stat(cfg.runtimeFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && cfg.auth.Mode == "header":
@@ -42,11 +43,11 @@ func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *li
 		}
 		lim.Set(cur.Defaults, cur.Limits)
 		if old == nil { // the start, not a change
-			onRuntimeChange(runtimeconfig.Change{Action: "config.load", Target: fmt.Sprintf("%d tenants", len(cur.Credentials.Tenants))})
+			onChange(runtimeconfig.Change{Action: "config.load", Target: fmt.Sprintf("%d tenants", len(cur.Credentials.Tenants))})
 			return
 		}
 		for _, ch := range runtimeconfig.Diff(old, cur) {
-			onRuntimeChange(ch)
+			onChange(ch)
 		}
 	}
 	w := runtimeconfig.NewWatcher(cfg.runtimeFile, cfg.runtimeReload, cfg.limits, apply, logger, reg)
@@ -55,10 +56,6 @@ func loadRuntimeConfig(cfg serverConfig, auth *tenantauth.Authenticator, lim *li
 	}
 	return w, nil
 }
-
-// onRuntimeChange records a change of the runtime file; the audit log
-// replaces it when the server starts.
-var onRuntimeChange = func(runtimeconfig.Change) {}
 
 // bootstrap creates the runtime file of a first start: one tenant with one
 // token holding every scope, printed once on standard output.

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -16,11 +15,6 @@ import (
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
-
-func init() {
-	commands["tenant"] = func(args []string) error { return runTenant(args, os.Stdout, os.Stderr) }
-	commands["token"] = func(args []string) error { return runToken(args, os.Stdout, os.Stderr) }
-}
 
 const tenantUsage = `usage: fluxpulse tenant <create|list|delete> [flags]
 
@@ -125,7 +119,7 @@ func runTenant(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		auditChanges(files, old, cur)
+		auditRuntimeChanges(files, old, cur)
 		fmt.Fprintf(stdout, "tenant %s %sd in %s\n", tenant, args[0], files.runtimeFile)
 		return nil
 	case "delete-data":
@@ -209,7 +203,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		auditChanges(files, old, cur)
+		auditRuntimeChanges(files, old, cur)
 		owner := spec.Tenant
 		if owner == "" {
 			owner = "every tenant (admin)"
@@ -234,13 +228,10 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		auditChanges(files, old, cur)
+		auditRuntimeChanges(files, old, cur)
 		fmt.Fprintf(stdout, "token %s revoked; a running server refuses it after its next reload\n", id)
 		return nil
 	}
 	fmt.Fprintln(stderr, tokenUsage)
 	return fmt.Errorf("token: unknown command %q", args[0])
 }
-
-// auditChanges records CLI edits in the audit log; wired in audit.go.
-var auditChanges = func(*cliFiles, *runtimeconfig.Config, *runtimeconfig.Config) {}

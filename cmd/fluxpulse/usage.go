@@ -6,17 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fluxpulse/fluxpulse/usage"
 )
-
-func init() {
-	commands["usage"] = func(args []string) error { return runUsage(args, os.Stdout, os.Stderr) }
-}
 
 const usageUsage = `usage: fluxpulse usage report [-data.dir dir] [-from time] [-to time] [-tenant a,b] [-format json|csv]
 

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fluxpulse/fluxpulse/blockstore"
+	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/compactor"
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/ingester"
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// serverConfig is every flag of the server.
+type serverConfig struct {
+	target          string
+	dataDir         string
+	httpAddr        string
+	internalAddr    string
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+	printVersion    bool
+	configPage      string // every flag and its value, secrets redacted
+	runtimeFile     string
+	runtimeReload   time.Duration
+	auditFile       string
+	auditSync       bool
+	tls             tlsConfig
+
+	auth        tenantauth.Config
+	storage     bucket.Config
+	encryption  encryption.Config
+	store       blockstore.Config
+	compactor   compactor.Config
+	limits      limits.Limits
+	distributor distributor.Config
+	ingester    ingester.Config
+	querier     querier.Config
+	ruler       rulerConfig
+}
+
+func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.target, "target", "all", "Roles to run, comma-separated. all runs every role in this process.")
+	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
+	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
+	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
+	fs.DurationVar(&c.shutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long in-flight requests may take to finish on shutdown.")
+	fs.StringVar(&c.logLevel, "log.level", "info", "Log level: debug, info, warn or error.")
+	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
+	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
+	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
+	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
+	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
+	c.tls.registerFlags(fs)
+	c.storage.RegisterFlags(fs)
+	c.encryption.RegisterFlags(fs)
+	c.store.RegisterFlags(fs)
+	c.compactor.RegisterFlags(fs)
+	c.limits.RegisterFlags(fs)
+	c.distributor.RegisterFlags(fs)
+	c.ingester.RegisterFlags(fs)
+	c.querier.RegisterFlags(fs)
+	c.ruler.registerFlags(fs)
+}
+
+// knownTargets are the roles this binary has. Only "all" runs today: the
+// roles reach each other in process.
+var knownTargets = []string{"all", "distributor", "ingester", "querier", "ruler"}
+
+func (c *serverConfig) validate() error {
+	for _, t := range strings.Split(c.target, ",") {
+		if !slices.Contains(knownTargets, t) {
+			return fmt.Errorf("-target: unknown role %q; roles are %s", t, strings.Join(knownTargets, ", "))
+		}
+	}
+	if c.target != "all" {
+		return fmt.Errorf("-target=%s: running roles in separate processes is not available yet; use -target=all", c.target)
+	}
+	return c.limits.Validate()
+}
+
+// resolvePaths puts every local path that has no flag of its own under
+// the data directory.
+func (c *serverConfig) resolvePaths() {
+	c.ingester.Dir = filepath.Join(c.dataDir, "tsdb")
+	if c.runtimeFile == "" {
+		c.runtimeFile = filepath.Join(c.dataDir, "runtime.yaml")
+	}
+	c.store.Dir = filepath.Join(c.dataDir, "store")
+	if c.auditFile == "" {
+		c.auditFile = filepath.Join(c.dataDir, "audit", "audit.log")
+	}
+	c.compactor.Dir = filepath.Join(c.dataDir, "compactor")
+	if c.storage.Filesystem.Dir == "" {
+		c.storage.Filesystem.Dir = filepath.Join(c.dataDir, "bucket")
+	}
+	if c.encryption.KeyFile == "" {
+		c.encryption.KeyFile = filepath.Join(c.dataDir, encryption.DefaultKeyFileName)
+	}
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("-log.format must be logfmt or json, got %q", format)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/fluxpulse/fluxpulse/blockstore"
+	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// queryRole is the querier of a process with what the ruler and the admin
+// API use of it.
+type queryRole struct {
+	*querier.Querier
+	queryable *querier.Queryable
+	store     *blockstore.Store
+}
+
+// addQuerier builds the querier over the ingesters (recent data) and the
+// block store (shipped data) and serves the Prometheus query API (read
+// scope).
+func (p *process) addQuerier(ing ingesterSource) (*queryRole, error) {
+	store, err := blockstore.New(p.cfg.store, p.storage.enc, p.logger.With("component", "store"), p.reg)
+	if err != nil {
+		return nil, err
+	}
+	p.onClose("block store", store.Close)
+	queryable := querier.NewQueryable(p.limits, p.cfg.querier.LookbackDelta, ing, ing, store)
+	rev, date := buildRevision()
+	q, err := querier.New(p.cfg.querier, queryable, ing,
+		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date, Features: rulerFeatures()}, p.logger.With("component", "querier"), p.reg)
+	if err != nil {
+		return nil, err
+	}
+	q.Observe(p.obs.query)
+	q.Register(p.public, func(h http.Handler) http.Handler {
+		return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
+	})
+	return &queryRole{Querier: q, queryable: queryable, store: store}, nil
+}
+
+// ingesterSource is what the querier reads of the ingesters: series,
+// exemplars and metadata.
+type ingesterSource interface {
+	querier.Source
+	querier.ExemplarSource
+	querier.MetadataSource
+}
