@@ -23,13 +23,13 @@ type tenantQueryable struct {
 }
 
 func (q tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return q.s.Querier(q.tenant, mint, maxt)
+	return q.s.Querier(context.Background(), q.tenant, mint, maxt)
 }
 
 type ingesterQueryable struct{ ing *ingester.Ingester }
 
 func (q ingesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return q.ing.Querier("bench", mint, maxt)
+	return q.ing.Querier(context.Background(), "bench", mint, maxt)
 }
 
 // BenchmarkStoreQuery runs a dashboard-style range query (a rate summed

@@ -106,8 +106,11 @@ func New(cfg Config, bkt bucket.Bucket, logger *slog.Logger, reg prometheus.Regi
 
 // tenantBlocks is the store's view of one tenant.
 type tenantBlocks struct {
-	id       string
-	mu       sync.Mutex // held during a sync
+	id string
+	// lock is held during a sync and guards the fields below. It is a
+	// channel so that a query waiting behind a slow sync gives up when its
+	// context ends (#12).
+	lock     chan struct{}
 	blocks   map[ulid.ULID]*block
 	synced   time.Time
 	shredded bool // the tenant's keys are deleted: it has no readable data
@@ -118,11 +121,23 @@ func (s *Store) tenant(id string) *tenantBlocks {
 	defer s.mu.Unlock()
 	t, ok := s.tenants[id]
 	if !ok {
-		t = &tenantBlocks{id: id, blocks: map[ulid.ULID]*block{}}
+		t = &tenantBlocks{id: id, lock: make(chan struct{}, 1), blocks: map[ulid.ULID]*block{}}
 		s.tenants[id] = t
 	}
 	return t
 }
+
+// acquire takes the tenant's lock, or returns ctx's error if ctx ends first.
+func (t *tenantBlocks) acquire(ctx context.Context) error {
+	select {
+	case t.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the block list of tenant %s: %w", t.id, ctx.Err())
+	}
+}
+
+func (t *tenantBlocks) release() { <-t.lock }
 
 // blocks returns the tenant's blocks overlapping [mint, maxt], acquired;
 // the caller releases each. The block list is synced first if it is older
@@ -132,8 +147,10 @@ func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64) (
 		return nil, err
 	}
 	t := s.tenant(tenantID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	if err := t.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer t.release()
 	if time.Since(t.synced) > s.cfg.SyncInterval {
 		if err := s.sync(ctx, t); err != nil {
 			s.syncs.WithLabelValues("failure").Inc()
@@ -334,8 +351,11 @@ func download(ctx context.Context, bkt bucket.Reader, name, dst string) error {
 
 // Querier returns a querier over the tenant's blocks in [mint, maxt]. A
 // tenant without blocks, or whose keys were deleted, gets an empty querier.
-func (s *Store) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
-	bs, err := s.blocks(context.Background(), tenant, mint, maxt)
+// The tenant's block list is synced with the bucket first when it is older
+// than the sync interval; ctx bounds that sync and the wait for another
+// query's sync of the same tenant.
+func (s *Store) Querier(ctx context.Context, tenant string, mint, maxt int64) (storage.Querier, error) {
+	bs, err := s.blocks(ctx, tenant, mint, maxt)
 	if err != nil || len(bs) == 0 {
 		return storage.NoopQuerier(), err
 	}
@@ -352,8 +372,8 @@ func (s *Store) Querier(tenant string, mint, maxt int64) (storage.Querier, error
 }
 
 // ChunkQuerier is Querier for encoded chunks (remote read).
-func (s *Store) ChunkQuerier(tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
-	bs, err := s.blocks(context.Background(), tenant, mint, maxt)
+func (s *Store) ChunkQuerier(ctx context.Context, tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	bs, err := s.blocks(ctx, tenant, mint, maxt)
 	if err != nil || len(bs) == 0 {
 		return storage.NoopChunkedQuerier(), err
 	}
@@ -383,8 +403,8 @@ func closeQueriers(qs []storage.Querier) error {
 // Forget drops everything the store holds of a tenant (after deletion).
 func (s *Store) Forget(tenant string) {
 	t := s.tenant(tenant)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	_ = t.acquire(context.Background())
+	defer t.release()
 	s.dropAll(t)
 	t.synced = time.Time{}
 }
@@ -401,12 +421,12 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	for _, t := range ts {
-		t.mu.Lock()
+		_ = t.acquire(context.Background())
 		for id, b := range t.blocks {
 			delete(t.blocks, id)
 			b.drop()
 		}
-		t.mu.Unlock()
+		t.release()
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package blockstore_test
 
 import (
 	"context"
+	"errors"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ func newStore(t testing.TB, bkt bucket.Bucket) *blockstore.Store {
 
 func querier(t testing.TB, s *blockstore.Store, tenant string) storage.Querier {
 	t.Helper()
-	q, err := s.Querier(tenant, math.MinInt64, math.MaxInt64)
+	q, err := s.Querier(t.Context(), tenant, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +63,72 @@ func TestStoreAfterKeyDeletion(t *testing.T) {
 	s.Forget("gone")
 	if got := blockstoretest.Read(t, querier(t, s, "gone")); len(got) != 0 {
 		t.Fatalf("after key deletion: %d series readable", len(got))
+	}
+}
+
+// hangingBucket is a bucket whose listings hang until released or until the
+// caller's context ends: a stalled object store, which a real one does not
+// produce on demand. Each listing first sends on entered.
+type hangingBucket struct {
+	bucket.Bucket
+	entered, release chan struct{}
+}
+
+func (b hangingBucket) Iter(ctx context.Context, dir string, opts bucket.IterOptions, f func(string) error) error {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+		return b.Bucket.Iter(ctx, dir, opts, f)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestStoreSyncFollowsRequestContext: the sync of a tenant's block list ran
+// with context.Background() under the tenant's lock, so a stalled bucket
+// held every query of that tenant for as long as it stalled, whatever the
+// queries' deadlines (#12).
+func TestStoreSyncFollowsRequestContext(t *testing.T) {
+	b := blockstoretest.NewBuckets(t)
+	want := blockstoretest.Ship(t, b.Enc, "t1", 5, 3)
+	hb := hangingBucket{Bucket: b.Enc, entered: make(chan struct{}, 10), release: make(chan struct{})}
+	s := newStore(t, hb)
+	release := sync.OnceFunc(func() { close(hb.release) })
+	t.Cleanup(release) // before the store's Close, which takes the locks
+
+	query := func() (context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Querier(ctx, "t1", math.MinInt64, math.MaxInt64)
+			done <- err
+		}()
+		return cancel, done
+	}
+	wait := func(what string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s after its context ended: %v, want context.Canceled", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s still waits 30s after its context ended", what)
+		}
+	}
+	// The first query stalls in the sync, holding the tenant's lock; the
+	// second waits for that lock. Each returns once its own context ends.
+	cancelSyncing, syncing := query()
+	<-hb.entered
+	cancelWaiting, waiting := query()
+	cancelWaiting()
+	wait("the query waiting for the lock", waiting)
+	cancelSyncing()
+	wait("the query syncing", syncing)
+
+	// The lock is free again: once the bucket answers, a query gets the data.
+	release()
+	if d := blockstoretest.Equal(blockstoretest.Read(t, querier(t, s, "t1")), want); d != "" {
+		t.Fatal(d)
 	}
 }

@@ -25,6 +25,12 @@ const MaxNameLength = 1024
 // files; no segment of an object name may start with it.
 const reservedPrefix = ".fluxpulse-tmp-"
 
+// ReservedPrefixes returns the prefixes that no segment of an object name
+// may start with: the bucket uses such names for itself and hides them
+// from listings. Tenant validation refuses them too, as a tenant ID is the
+// first segment of every name its objects have (#12).
+func ReservedPrefixes() []string { return []string{reservedPrefix} }
+
 // Reader is the read half of a Bucket.
 //
 // Names are slash-separated paths as ValidateName accepts them. Readers
@@ -94,7 +100,7 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 // provider: 1 to MaxNameLength bytes of valid UTF-8 without NUL, made of
 // slash-separated segments none of which is empty, "." or "..", so that it
 // can never reach outside the bucket on a filesystem. Segments starting with
-// ".fluxpulse-tmp-" are reserved.
+// one of ReservedPrefixes are reserved.
 func ValidateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidName)

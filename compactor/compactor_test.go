@@ -44,7 +44,7 @@ func readAll(t *testing.T, bkt bucket.Bucket, tenant string) blockstoretest.Data
 		t.Fatal(err)
 	}
 	defer s.Close()
-	q, err := s.Querier(tenant, math.MinInt64, math.MaxInt64)
+	q, err := s.Querier(t.Context(), tenant, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}

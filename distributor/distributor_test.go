@@ -138,7 +138,7 @@ func (e *env) post(t testing.TB, tenant, contentType, encoding string, body []by
 // metric name.
 func (e *env) count(t testing.TB, tenant, metric string) int {
 	t.Helper()
-	q, err := e.ing.Querier(tenant, math.MinInt64, math.MaxInt64)
+	q, err := e.ing.Querier(context.Background(), tenant, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestTenantsAreSeparate(t *testing.T) {
 		}
 	}
 	for _, tenant := range []string{"alpha", "beta"} {
-		q, err := e.ing.Querier(tenant, math.MinInt64, math.MaxInt64)
+		q, err := e.ing.Querier(context.Background(), tenant, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestTenantsAreSeparate(t *testing.T) {
 			t.Errorf("tenant %s sees tenant_was=%v", tenant, vs)
 		}
 	}
-	q, _ := e.ing.Querier("gamma", math.MinInt64, math.MaxInt64)
+	q, _ := e.ing.Querier(context.Background(), "gamma", math.MinInt64, math.MaxInt64)
 	if ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")); ss.Next() {
 		t.Error("a tenant that never pushed sees series")
 	}

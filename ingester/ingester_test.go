@@ -71,7 +71,7 @@ func request(name string, ts int64, v float64, exemplars bool, meta remotewrite.
 
 func samples(t *testing.T, ing *Ingester, tenant, name string) []float64 {
 	t.Helper()
-	q, err := ing.Querier(tenant, math.MinInt64, math.MaxInt64)
+	q, err := ing.Querier(t.Context(), tenant, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}

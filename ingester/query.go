@@ -9,8 +9,9 @@ import (
 
 // Querier returns a querier over the tenant's data in [mint, maxt]. A tenant
 // with no data on this ingester gets an empty querier, never an error and
-// never a new TSDB.
-func (i *Ingester) Querier(tenantID string, mint, maxt int64) (storage.Querier, error) {
+// never a new TSDB. It does no I/O: ctx is there for the querier.Source
+// interface.
+func (i *Ingester) Querier(_ context.Context, tenantID string, mint, maxt int64) (storage.Querier, error) {
 	t, err := i.tenant(tenantID, false)
 	if err != nil || t == nil {
 		return storage.NoopQuerier(), err
@@ -19,7 +20,7 @@ func (i *Ingester) Querier(tenantID string, mint, maxt int64) (storage.Querier, 
 }
 
 // ChunkQuerier is Querier for encoded chunks, used by remote read.
-func (i *Ingester) ChunkQuerier(tenantID string, mint, maxt int64) (storage.ChunkQuerier, error) {
+func (i *Ingester) ChunkQuerier(_ context.Context, tenantID string, mint, maxt int64) (storage.ChunkQuerier, error) {
 	t, err := i.tenant(tenantID, false)
 	if err != nil || t == nil {
 		return storage.NoopChunkedQuerier(), err

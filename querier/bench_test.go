@@ -20,7 +20,7 @@ import (
 type rawQueryable struct{ ing *ingester.Ingester }
 
 func (q rawQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return q.ing.Querier("t", mint, maxt)
+	return q.ing.Querier(context.Background(), "t", mint, maxt)
 }
 
 // BenchmarkQueryMerge runs a dashboard-style range query over 5,000 series

@@ -17,10 +17,12 @@ import (
 
 // Source holds tenants' series: the ingester for recent data, the block
 // store for data shipped to object storage. A tenant a source knows nothing
-// about gets an empty querier, not an error.
+// about gets an empty querier, not an error. ctx is the request's: it bounds
+// whatever I/O opening the querier needs (the block store's sync with the
+// bucket), not the querier's later calls, which get their own.
 type Source interface {
-	Querier(tenant string, mint, maxt int64) (storage.Querier, error)
-	ChunkQuerier(tenant string, mint, maxt int64) (storage.ChunkQuerier, error)
+	Querier(ctx context.Context, tenant string, mint, maxt int64) (storage.Querier, error)
+	ChunkQuerier(ctx context.Context, tenant string, mint, maxt int64) (storage.ChunkQuerier, error)
 }
 
 // ExemplarSource holds tenants' exemplars. It returns nil for a tenant it
@@ -83,7 +85,7 @@ func (q *Queryable) querier(ctx context.Context, mint, maxt int64) (storage.Quer
 		tmin, tmax, err := clampRange(id, lim, q.lookback, mint, maxt)
 		if err == nil {
 			var tq storage.Querier
-			if tq, err = q.tenantQuerier(id, tmin, tmax); err == nil {
+			if tq, err = q.tenantQuerier(ctx, id, tmin, tmax); err == nil {
 				ts := stats.Tenant(id)
 				if ts == nil {
 					ts = &TenantStats{}
@@ -101,10 +103,10 @@ func (q *Queryable) querier(ctx context.Context, mint, maxt int64) (storage.Quer
 	return &federatedQuerier{federated[storage.Querier]{ids: ids, queriers: per}}, nil
 }
 
-func (q *Queryable) tenantQuerier(id string, mint, maxt int64) (storage.Querier, error) {
+func (q *Queryable) tenantQuerier(ctx context.Context, id string, mint, maxt int64) (storage.Querier, error) {
 	qs := make([]storage.Querier, 0, len(q.sources))
 	for _, s := range q.sources {
-		sq, err := s.Querier(id, mint, maxt)
+		sq, err := s.Querier(ctx, id, mint, maxt)
 		if err != nil {
 			return nil, errors.Join(err, closeAll(qs))
 		}
@@ -129,7 +131,7 @@ func (q *Queryable) chunkQuerier(ctx context.Context, mint, maxt int64) (storage
 		}
 		qs := make([]storage.ChunkQuerier, 0, len(q.sources))
 		for _, s := range q.sources {
-			sq, err := s.ChunkQuerier(id, tmin, tmax)
+			sq, err := s.ChunkQuerier(ctx, id, tmin, tmax)
 			if err != nil {
 				return nil, errors.Join(err, closeAll(qs), closeAll(per))
 			}

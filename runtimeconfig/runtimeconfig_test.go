@@ -56,6 +56,7 @@ func TestParseRejects(t *testing.T) {
 		{"negative limit", "tenants: {a: {limits: {max_series: -1}}}", "must not be negative"},
 		{"bad duration", "defaults: {query_timeout: soon}", "soon"},
 		{"bad tenant", "tenants: {'a/b': {}}", "tenant ID"},
+		{"reserved tenant (#12)", "tenants: {'.fluxpulse-tmp-x': {}}", "reserved"},
 		{"bad token", "tenants: {a: {tokens: [{id: x, hash: y, scopes: [read]}]}}", "token ID"},
 		{"not yaml", "tenants: [", "decode"},
 	} {

@@ -132,9 +132,8 @@ func (a *Authenticator) headerTenants(r *http.Request) ([]string, *Error) {
 func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []string, bool, *Error) {
 	user, token, basic := r.BasicAuth()
 	if !basic {
-		var ok bool
-		token, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		token = bearerToken(r.Header.Get("Authorization"))
+		if token == "" {
 			return "", nil, false, &Error{Status: http.StatusUnauthorized, Msg: "no credentials: send Authorization: Bearer <token>, or basic auth with the tenant ID as user and the token as password"}
 		}
 	}
@@ -176,6 +175,17 @@ func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []st
 		}
 	}
 	return e.id, ids, e.all, nil
+}
+
+// bearerToken returns the token of an Authorization header with the Bearer
+// scheme, or "". The scheme is case-insensitive and followed by one or more
+// spaces (RFC 7235 section 2.1, RFC 6750 section 2.1).
+func bearerToken(h string) string {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // ErrorWriter writes an authentication failure in the caller's format.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/fluxpulse/fluxpulse/bucket"
 )
 
 // MaxIDLength is the longest tenant ID accepted.
@@ -25,9 +27,12 @@ const MaxFederatedTenants = 100
 var ErrNoTenant = errors.New("no tenant in request context")
 
 // ValidateID checks that id can be used as a tenant ID: 1 to 150 characters
-// from the set Cortex and Mimir allow (letters, digits and !-_.*'()), and
-// neither "." nor "..", so that it is safe as a path element and an object
-// key prefix.
+// from the set Cortex and Mimir allow (letters, digits and !-_.*'()),
+// neither "." nor "..", and not starting with a name the storage layer
+// reserves (bucket.ReservedPrefixes), so that it is safe as a path element
+// and an object key prefix. This is the one place every tenant ID is
+// checked: the runtime file, `fluxpulse tenant create`, the request headers
+// and every directory or bucket listing go through it.
 func ValidateID(id string) error {
 	if id == "" {
 		return errors.New("tenant ID is empty")
@@ -41,6 +46,11 @@ func ValidateID(id string) error {
 	for i := 0; i < len(id); i++ {
 		if !validIDByte(id[i]) {
 			return fmt.Errorf("tenant ID %q contains %q at position %d; allowed are letters, digits and !-_.*'()", id, id[i], i)
+		}
+	}
+	for _, p := range bucket.ReservedPrefixes() {
+		if strings.HasPrefix(id, p) {
+			return fmt.Errorf("tenant ID %q starts with %q, which is reserved for the storage layer's own files", id, p)
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/fluxpulse/fluxpulse/bucket"
 )
 
 func TestValidateID(t *testing.T) {
@@ -20,6 +22,43 @@ func TestValidateID(t *testing.T) {
 			t.Errorf("ValidateID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
 		}
 	}
+}
+
+// TestValidateIDRefusesReserved walks the names the storage layer reserves:
+// a tenant named like one passed validation, pushed, and then failed every
+// listing of its objects (#12).
+func TestValidateIDRefusesReserved(t *testing.T) {
+	prefixes := bucket.ReservedPrefixes()
+	if len(prefixes) == 0 {
+		t.Fatal("bucket reserves no prefix; this test walks nothing")
+	}
+	for _, p := range prefixes {
+		for _, id := range []string{p, p + "x", p + "tenant-1"} {
+			if bucket.ValidateName(id+"/blocks") == nil {
+				t.Errorf("bucket accepts %q: %q is not what it reserves", id+"/blocks", p)
+			}
+			if err := ValidateID(id); err == nil || !strings.Contains(err.Error(), "reserved") {
+				t.Errorf("ValidateID(%q) = %v, want an error saying the name is reserved", id, err)
+			}
+		}
+	}
+}
+
+// FuzzValidateID checks that every tenant ID ValidateID accepts is a valid
+// object name segment, so that no future reserved name of the bucket can
+// slip through (#12).
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"team-a", ".fluxpulse-tmp-x", "..", "a.b", strings.Repeat("x", 150)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if ValidateID(id) != nil {
+			return
+		}
+		if err := bucket.ValidateName(id + "/blocks/x"); err != nil {
+			t.Fatalf("ValidateID accepts %q, the bucket refuses it: %v", id, err)
+		}
+	})
 }
 
 func TestParseIDs(t *testing.T) {

@@ -1,6 +1,7 @@
 package tenantauth
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -76,6 +77,9 @@ func TestTokenMatrix(t *testing.T) {
 	basic := func(user, tok string) func(*http.Request) {
 		return func(r *http.Request) { r.SetBasicAuth(user, tok) }
 	}
+	authz := func(v string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", v) }
+	}
 	for _, tc := range []struct {
 		name    string
 		auth    func(*http.Request)
@@ -94,6 +98,14 @@ func TestTokenMatrix(t *testing.T) {
 		{"revoked", bearer(revoked.token), "", ScopeRead, 401, "", "unknown or revoked"},
 		{"bearer write", bearer(rw.token), "", ScopeWrite, 200, "a", ""},
 		{"basic write", basic("a", rw.token), "", ScopeWrite, 200, "a", ""},
+		// RFC 7235 section 2.1: the scheme is case-insensitive and one or more spaces follow it (#12).
+		{"lowercase bearer", authz("bearer " + rw.token), "", ScopeWrite, 200, "a", ""},
+		{"uppercase bearer", authz("BEARER " + rw.token), "", ScopeWrite, 200, "a", ""},
+		{"bearer, two spaces", authz("Bearer  " + rw.token), "", ScopeWrite, 200, "a", ""},
+		{"lowercase basic", authz("basic " + base64.StdEncoding.EncodeToString([]byte("a:"+rw.token))), "", ScopeWrite, 200, "a", ""},
+		{"bearer without token", authz("bearer "), "", ScopeRead, 401, "", "no credentials"},
+		{"bearer glued to token", authz("Bearer" + rw.token), "", ScopeRead, 401, "", "no credentials"},
+		{"other scheme", authz("Token " + rw.token), "", ScopeRead, 401, "", "no credentials"},
 		{"basic user of another tenant", basic("b", rw.token), "", ScopeWrite, 403, "", `may not access tenant "b"`},
 		{"org id of another tenant", bearer(rw.token), "b", ScopeRead, 403, "", `may not access tenant "b"`},
 		{"read-only pushing", bearer(ro.token), "", ScopeWrite, 403, "", "does not have the write scope"},
