@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -73,13 +74,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Errors the ingester returns; the HTTP layers map them to status codes.
+// Errors the ingester returns. Both match remotewrite.ErrUnavailable, by
+// which the distributor answers them with 503.
 var (
 	// ErrTooManyTenants means the ingester holds -ingester.max-tenants
 	// tenants already. Retryable: another ingester may take the tenant.
-	ErrTooManyTenants = errors.New("too many tenants on this ingester")
+	ErrTooManyTenants = remotewrite.NewError(remotewrite.ErrUnavailable, "too many tenants on this ingester")
 	// ErrClosed means the ingester is shutting down. Retryable.
-	ErrClosed = errors.New("ingester is shutting down")
+	ErrClosed = remotewrite.NewError(remotewrite.ErrUnavailable, "ingester is shutting down")
 )
 
 // Ingester keeps one Prometheus TSDB per tenant.
