@@ -126,14 +126,6 @@ func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg p
 	}, nil
 }
 
-// httpError is a refusal with the status it maps to.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
 const (
 	protobufType = "application/x-protobuf"
 	v1Proto      = "prometheus.WriteRequest"
@@ -180,10 +172,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record) (remotewrite.Version, int) {
 	fail := func(v remotewrite.Version, err error) (remotewrite.Version, int) {
-		status := http.StatusInternalServerError
-		if he, ok := errors.AsType[*httpError](err); ok {
-			status = he.status
-		}
+		status := statusOf(err)
 		http.Error(w, err.Error(), status)
 		return v, status
 	}
@@ -252,8 +241,7 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record)
 		h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(res.Exemplars))
 	}
 	if err != nil {
-		d.logger.Warn("push failed", "tenant", tenant, "err", err)
-		return fail(ver, &httpError{http.StatusInternalServerError, "storing the samples failed, retry: " + err.Error()})
+		return fail(ver, d.pushError(w, tenant, err))
 	}
 	if res.Rejected() {
 		return fail(ver, &httpError{http.StatusBadRequest, res.Message(total)})
@@ -284,8 +272,24 @@ func (d *Distributor) checkRate(tenant string, req *remotewrite.Request) (time.D
 }
 
 // ErrRateLimited is wrapped by Push's error when the tenant is over its
-// ingestion rate; the caller may retry later.
-var ErrRateLimited = errors.New("ingestion rate limit reached")
+// ingestion rate; the caller may retry later. It matches
+// remotewrite.ErrLimited.
+var ErrRateLimited = remotewrite.NewError(remotewrite.ErrLimited, "ingestion rate limit reached")
+
+// pushError is the answer to a push the Pusher failed: its status comes from
+// statusOf; a retryable one says so.
+func (d *Distributor) pushError(w http.ResponseWriter, tenant string, err error) error {
+	status := statusOf(err)
+	switch {
+	case status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+		return &httpError{status, "the samples were not stored, retry: " + err.Error()}
+	case status >= 500:
+		d.logger.Warn("push failed", "tenant", tenant, "err", err)
+		return &httpError{status, "storing the samples failed, retry: " + err.Error()}
+	}
+	return &httpError{status, "the samples were not stored: " + err.Error()}
+}
 
 // Push validates and stores req for tenant exactly as a remote-write request
 // is handled, rate limit included: in-process writers (the ruler's

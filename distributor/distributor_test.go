@@ -41,6 +41,13 @@ type env struct {
 // directory, with default flags changed by mod.
 func newDistributor(t testing.TB, mod func(*limits.Limits, *distributor.Config)) (*distributor.Distributor, *ingester.Ingester, string) {
 	t.Helper()
+	return newDistributorWith(t, mod, nil)
+}
+
+// newDistributorWith is newDistributor with the ingester's flags changed by
+// imod as well.
+func newDistributorWith(t testing.TB, mod func(*limits.Limits, *distributor.Config), imod func(*ingester.Config)) (*distributor.Distributor, *ingester.Ingester, string) {
+	t.Helper()
 	var lim limits.Limits
 	var dcfg distributor.Config
 	var icfg ingester.Config
@@ -50,6 +57,9 @@ func newDistributor(t testing.TB, mod func(*limits.Limits, *distributor.Config))
 	icfg.RegisterFlags(fs)
 	if mod != nil {
 		mod(&lim, &dcfg)
+	}
+	if imod != nil {
+		imod(&icfg)
 	}
 	icfg.Dir = t.TempDir()
 	ov := limits.NewOverrides(lim)
@@ -67,7 +77,12 @@ func newDistributor(t testing.TB, mod func(*limits.Limits, *distributor.Config))
 
 func newEnv(t *testing.T, mod func(*limits.Limits, *distributor.Config)) *env {
 	t.Helper()
-	d, ing, dir := newDistributor(t, mod)
+	return newEnvWith(t, mod, nil)
+}
+
+func newEnvWith(t *testing.T, mod func(*limits.Limits, *distributor.Config), imod func(*ingester.Config)) *env {
+	t.Helper()
+	d, ing, dir := newDistributorWith(t, mod, imod)
 	auth, err := tenantauth.New(tenantauth.Config{Mode: "header"})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +119,7 @@ type response struct {
 	status  int
 	body    string
 	written [3]string // samples, histograms, exemplars headers
+	header  http.Header
 }
 
 func (e *env) post(t testing.TB, tenant, contentType, encoding string, body []byte) response {
@@ -127,7 +143,7 @@ func (e *env) post(t testing.TB, tenant, contentType, encoding string, body []by
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, body: string(b), written: [3]string{
+	return response{status: resp.StatusCode, body: string(b), header: resp.Header, written: [3]string{
 		resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"),
 		resp.Header.Get("X-Prometheus-Remote-Write-Histograms-Written"),
 		resp.Header.Get("X-Prometheus-Remote-Write-Exemplars-Written"),
@@ -404,4 +420,26 @@ func TestPartialFailureKeepsOrder(t *testing.T) {
 			t.Fatalf("m%03d: %d samples, want %d", i, n, want)
 		}
 	}
+}
+
+// TestIngesterUnavailable checks that the ingester's typed errors reach the
+// sender as retryable 503s naming their cause, not as 500s (#12).
+func TestIngesterUnavailable(t *testing.T) {
+	e := newEnvWith(t, nil, func(c *ingester.Config) { c.MaxTenants = 1 })
+	body := encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts("m")}})
+	if r := e.post(t, "first", ctV1, "snappy", body); r.status != 204 {
+		t.Fatalf("first tenant: %d %s", r.status, r.body)
+	}
+	check := func(tenant, msg string) {
+		t.Helper()
+		r := e.post(t, tenant, ctV1, "snappy", body)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, msg) {
+			t.Fatalf("tenant %s: %d (Retry-After %q) %q, want 503 with Retry-After mentioning %q", tenant, r.status, r.header.Get("Retry-After"), r.body, msg)
+		}
+	}
+	check("second", "-ingester.max-tenants")
+	if err := e.ing.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("first", "shutting down")
 }

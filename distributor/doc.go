@@ -7,8 +7,12 @@
 // stored, and the body says how much was refused and why, naming series and
 // limits); 413 for a body over -distributor.max-request-size or
 // -distributor.max-decompressed-request-size; 415 for a content type or
-// encoding it does not speak; 5xx only for faults worth a retry, in which
-// case nothing was stored. 2.0 responses carry the
+// encoding it does not speak; 429 for a tenant over its ingestion rate; 5xx
+// only for faults worth a retry, in which case nothing was stored: 503 with
+// Retry-After when the ingester cannot take the push now (shutting down, at
+// -ingester.max-tenants), 500 for anything unforeseen. statusOf is the one
+// place where errors become statuses; a Pusher's errors are told apart by the
+// kinds remotewrite exports (ErrUnavailable, ErrLimited, ErrInvalid). 2.0 responses carry the
 // X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written headers,
 // counting what was actually stored.
 //

@@ -4,8 +4,9 @@
 // Lifecycle: New creates the directory and starts nothing. Run reopens every
 // tenant found on disk, several at once, replaying their WALs; Ready turns
 // true when that is done. Tenants that push for the first time are created
-// lazily; a tenant that is only queried never gets a TSDB. Close closes every
-// TSDB cleanly and must come after the HTTP server has drained.
+// lazily; a tenant that is only queried never gets a TSDB. A push waits for a
+// TSDB being opened only as long as its context allows. Close closes every
+// TSDB cleanly and should come after the HTTP server has drained.
 //
 // Invariants:
 //   - A push that returned without error has been committed to the tenant's
@@ -15,4 +16,8 @@
 //     copied before they are stored.
 //   - Per-tenant TSDBs get no metrics registry of their own; the ingester
 //     exports per-tenant figures (fluxpulse_ingester_*) instead.
+//   - A TSDB is never closed under a user: pushes, queriers (until Close)
+//     and background work hold their tenant, and DeleteTenant and Close
+//     wait for the holders to finish. While a tenant is being deleted, its
+//     name stays taken: new pushes and queries wait, then see it empty.
 package ingester

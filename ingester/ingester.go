@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/remotewrite"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -73,13 +73,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Errors the ingester returns; the HTTP layers map them to status codes.
+// Errors the ingester returns. Both match remotewrite.ErrUnavailable, by
+// which the distributor answers them with 503.
 var (
 	// ErrTooManyTenants means the ingester holds -ingester.max-tenants
 	// tenants already. Retryable: another ingester may take the tenant.
-	ErrTooManyTenants = errors.New("too many tenants on this ingester")
+	ErrTooManyTenants = remotewrite.NewError(remotewrite.ErrUnavailable, "too many tenants on this ingester")
 	// ErrClosed means the ingester is shutting down. Retryable.
-	ErrClosed = errors.New("ingester is shutting down")
+	ErrClosed = remotewrite.NewError(remotewrite.ErrUnavailable, "ingester is shutting down")
 )
 
 // Ingester keeps one Prometheus TSDB per tenant.
@@ -169,11 +170,11 @@ func (i *Ingester) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-meta.C:
-			for _, tn := range i.openTenants() {
+			i.eachTenant(func(tn *tenant) {
 				if err := tn.meta.sync(); err != nil {
 					i.logger.Warn("write metadata", "tenant", tn.id, "err", err)
 				}
-			}
+			})
 		case <-ship.C:
 			i.shipAll(ctx)
 		}
@@ -182,12 +183,11 @@ func (i *Ingester) Run(ctx context.Context) error {
 
 // shipAll cuts and ships the blocks of every open tenant.
 func (i *Ingester) shipAll(ctx context.Context) {
-	for _, tn := range i.openTenants() {
-		if ctx.Err() != nil {
-			return
+	i.eachTenant(func(tn *tenant) {
+		if ctx.Err() == nil {
+			i.shipTenant(ctx, tn)
 		}
-		i.shipTenant(ctx, tn)
-	}
+	})
 }
 
 func (i *Ingester) shipTenant(ctx context.Context, tn *tenant) {
@@ -237,9 +237,12 @@ func (i *Ingester) reopenAll(ctx context.Context) error {
 				return
 			}
 			defer func() { <-sem }()
-			if _, err := i.tenant(e.Name(), true); err != nil {
+			t, err := i.tenant(ctx, e.Name(), true)
+			if err != nil {
 				errs[k] = fmt.Errorf("reopen tenant %q: %w", e.Name(), err)
+				return
 			}
+			t.release()
 		}()
 	}
 	wg.Wait()
@@ -250,124 +253,14 @@ func (i *Ingester) reopenAll(ctx context.Context) error {
 	return nil
 }
 
-// tenant returns the tenant's open TSDB. With create, a missing TSDB is
-// opened or created; without, nil is returned for a tenant with no data here.
-func (i *Ingester) tenant(id string, create bool) (*tenant, error) {
-	i.mu.RLock()
-	t, ok := i.tenants[id]
-	closed := i.closed
-	i.mu.RUnlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if !ok {
-		if !create && !i.onDisk(id) {
-			return nil, nil
-		}
-		i.mu.Lock()
-		if i.closed {
-			i.mu.Unlock()
-			return nil, ErrClosed
-		}
-		if t, ok = i.tenants[id]; !ok {
-			if len(i.tenants) >= i.cfg.MaxTenants {
-				i.mu.Unlock()
-				return nil, fmt.Errorf("%w: the limit is %d (-ingester.max-tenants)", ErrTooManyTenants, i.cfg.MaxTenants)
-			}
-			t = &tenant{id: id, opened: make(chan struct{})}
-			i.tenants[id] = t
-			i.m.tenants.Set(float64(len(i.tenants)))
-			// Open outside the lock: WAL replay can take long, and other
-			// tenants must not wait for it.
-			go i.open(t)
-		}
-		i.mu.Unlock()
-	}
-	<-t.opened
-	if t.openErr != nil {
-		return nil, t.openErr
-	}
-	return t, nil
-}
-
-func (i *Ingester) onDisk(id string) bool {
-	if tenantauth.ValidateID(id) != nil {
-		return false
-	}
-	_, err := os.Stat(filepath.Join(i.cfg.Dir, id))
-	return err == nil
-}
-
-func (i *Ingester) open(t *tenant) {
-	defer close(t.opened)
-	start := time.Now()
-	t.openErr = t.openTSDB(i.cfg, i.limits, i.logger.With("tenant", t.id))
-	i.m.walReplay.Observe(time.Since(start).Seconds())
-	if t.openErr != nil {
-		i.logger.Error("open tenant TSDB", "tenant", t.id, "err", t.openErr)
-		i.mu.Lock()
-		delete(i.tenants, t.id)
-		i.m.tenants.Set(float64(len(i.tenants)))
-		i.mu.Unlock()
-	}
-}
-
-func (i *Ingester) openTenants() []*tenant {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	out := make([]*tenant, 0, len(i.tenants))
-	for _, t := range i.tenants {
-		select {
-		case <-t.opened:
-			if t.openErr == nil {
-				out = append(out, t)
-			}
-		default:
-		}
-	}
-	return out
-}
-
-// Close closes every tenant TSDB cleanly, writing metadata first. Pushes and
-// queries must have stopped; Close is idempotent.
-func (i *Ingester) Close() error {
-	i.mu.Lock()
-	if i.closed {
-		i.mu.Unlock()
-		return nil
-	}
-	i.closed = true
-	ts := make([]*tenant, 0, len(i.tenants))
-	for _, t := range i.tenants {
-		ts = append(ts, t)
-	}
-	i.mu.Unlock()
-
-	var errs []error
-	for _, t := range ts {
-		<-t.opened
-		if t.openErr != nil {
-			continue
-		}
-		if i.cfg.FlushOnShutdown {
-			if err := i.flush(t); err != nil {
-				errs = append(errs, fmt.Errorf("flush tenant %q: %w", t.id, err))
-			}
-		}
-		if err := t.close(); err != nil {
-			errs = append(errs, fmt.Errorf("close tenant %q: %w", t.id, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Flush cuts the tenant's whole head into blocks and ships them now, as
 // -ingester.flush-on-shutdown does at shutdown.
 func (i *Ingester) Flush(tenantID string) error {
-	t, err := i.tenant(tenantID, false)
+	t, err := i.tenant(context.Background(), tenantID, false)
 	if err != nil || t == nil {
 		return err
 	}
+	defer t.release()
 	return i.flush(t)
 }
 
@@ -386,33 +279,10 @@ func (i *Ingester) flush(t *tenant) error {
 	return err
 }
 
-// DeleteTenant closes the tenant's TSDB and removes its local data. Pushes
-// that arrive later start a new, empty TSDB.
-func (i *Ingester) DeleteTenant(id string) error {
-	if err := tenantauth.ValidateID(id); err != nil {
-		return err
-	}
-	i.mu.Lock()
-	t, ok := i.tenants[id]
-	delete(i.tenants, id)
-	i.m.tenants.Set(float64(len(i.tenants)))
-	i.mu.Unlock()
-	var err error
-	if ok {
-		<-t.opened
-		if t.openErr == nil {
-			err = t.db.Close()
-		}
-	}
-	return errors.Join(err, os.RemoveAll(filepath.Join(i.cfg.Dir, id)))
-}
-
 // ActiveSeries returns the series in each open tenant's head.
 func (i *Ingester) ActiveSeries() map[string]int64 {
 	out := map[string]int64{}
-	for _, t := range i.openTenants() {
-		out[t.id] = int64(t.db.Head().NumSeries())
-	}
+	i.eachTenant(func(t *tenant) { out[t.id] = int64(t.db.Head().NumSeries()) })
 	return out
 }
 
@@ -435,10 +305,10 @@ func (c *seriesCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.i.openTenants() {
+	c.i.eachTenant(func(t *tenant) {
 		ch <- prometheus.MustNewConstMetric(activeSeriesDesc, prometheus.GaugeValue, float64(t.db.Head().NumSeries()), t.id)
 		n, lag := t.unshipped()
 		ch <- prometheus.MustNewConstMetric(unshippedDesc, prometheus.GaugeValue, float64(n), t.id)
 		ch <- prometheus.MustNewConstMetric(shipLagDesc, prometheus.GaugeValue, lag.Seconds(), t.id)
-	}
+	})
 }

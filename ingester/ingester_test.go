@@ -209,7 +209,8 @@ func TestStaleCachedReference(t *testing.T) {
 	if _, err := ing.Push(t.Context(), "a", key(request("gone_and_back", now-10*time.Minute.Milliseconds(), 1, false, remotewrite.Metadata{}))); err != nil {
 		t.Fatal(err)
 	}
-	tn, _ := ing.tenant("a", false)
+	tn, _ := ing.tenant(t.Context(), "a", false)
+	defer tn.release()
 	if _, ok := tn.refs.get(remotewrite.SeriesKey{H1: 42, H2: 7}); !ok {
 		t.Fatal("the series was not cached")
 	}

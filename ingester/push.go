@@ -28,10 +28,11 @@ import (
 // unique, non-empty. Push does not keep req or any string in it.
 func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.Request) (remotewrite.Result, error) {
 	var res remotewrite.Result
-	t, err := i.tenant(tenantID, true)
+	t, err := i.tenant(ctx, tenantID, true)
 	if err != nil {
 		return res, err
 	}
+	defer t.release()
 	lim := i.limits.Limits(tenantID)
 	_, _, nex := req.Counts()
 	if err := t.applyLimits(lim, nex > 0 && lim.MaxExemplars > 0); err != nil {

@@ -23,11 +23,22 @@ import (
 const exemplarsMarker = "exemplars-enabled"
 
 // tenant is one tenant's storage on this ingester.
+//
+// Pushes, queries and background work hold the tenant (acquire, release)
+// while they use db, so that neither a deletion nor the ingester's Close
+// closes the TSDB under them: retire refuses new users and reports when the
+// last one is gone, the way the block store's blocks count their readers.
 type tenant struct {
-	id      string
-	dir     string
-	opened  chan struct{} // closed once db is open or openErr is set
-	openErr error
+	id       string
+	dir      string
+	opened   chan struct{} // closed once db is open or openErr is set
+	openErr  error
+	finished chan struct{} // closed once a retired tenant's TSDB is closed (and, when deleted, removed)
+
+	useMu    sync.Mutex
+	users    int
+	retiring bool
+	idle     chan struct{} // closed when retiring and users is 0
 
 	db      *tsdb.DB
 	meta    *metadataStore
@@ -39,6 +50,50 @@ type tenant struct {
 	exemplarsOn  bool
 	oooWindow    time.Duration
 	maxExemplars int
+}
+
+func newTenant(id string) *tenant {
+	return &tenant{id: id, opened: make(chan struct{}), finished: make(chan struct{}), idle: make(chan struct{})}
+}
+
+// acquire registers a user of the tenant's TSDB. It fails once the tenant is
+// retired; every successful acquire is paired with one release.
+func (t *tenant) acquire() bool {
+	t.useMu.Lock()
+	defer t.useMu.Unlock()
+	if t.retiring {
+		return false
+	}
+	t.users++
+	return true
+}
+
+func (t *tenant) release() {
+	t.useMu.Lock()
+	defer t.useMu.Unlock()
+	t.users--
+	switch {
+	case t.users < 0:
+		panic("BUG: tenant released more often than acquired")
+	case t.users == 0 && t.retiring:
+		close(t.idle)
+	}
+}
+
+// retire refuses new users. It returns a channel closed once the current
+// users are done, and whether this call retired the tenant: only that
+// caller closes the TSDB and then closes finished.
+func (t *tenant) retire() (idle <-chan struct{}, owner bool) {
+	t.useMu.Lock()
+	defer t.useMu.Unlock()
+	if t.retiring {
+		return t.idle, false
+	}
+	t.retiring = true
+	if t.users == 0 {
+		close(t.idle)
+	}
+	return t.idle, true
 }
 
 func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger) error {
