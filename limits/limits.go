@@ -43,6 +43,12 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
 	QueryTimeout              time.Duration `yaml:"query_timeout"`
 	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
+	// MaxQueryExpressionSizeBytes bounds the PromQL text of one request
+	// (the query, or every match[] together) before it is parsed.
+	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
+	// MaxQueryExpressionDepth bounds how deeply that text nests, as
+	// queryguard counts it, before it is parsed.
+	MaxQueryExpressionDepth int `yaml:"max_query_expression_depth"`
 
 	// Ruler.
 	RulerMaxRuleGroups         int           `yaml:"ruler_max_rule_groups"`
@@ -75,6 +81,8 @@ const (
 	FlagMaxFetchedSeries       = "querier.max-fetched-series-per-query"
 	FlagQueryTimeout           = "querier.query-timeout"
 	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
+	FlagMaxQueryExprSize       = "querier.max-query-expression-size-bytes"
+	FlagMaxQueryExprDepth      = "querier.max-query-expression-depth"
 	FlagRulerMaxRuleGroups     = "ruler.max-rule-groups-per-tenant"
 	FlagRulerMaxRulesPerGroup  = "ruler.max-rules-per-rule-group"
 	FlagRulerMinEvalInterval   = "ruler.min-evaluation-interval"
@@ -108,6 +116,8 @@ var keys = map[string]string{
 	FlagMaxFetchedSeries:       "max_fetched_series_per_query",
 	FlagQueryTimeout:           "query_timeout",
 	FlagMaxConcurrentQueries:   "max_concurrent_queries",
+	FlagMaxQueryExprSize:       "max_query_expression_size_bytes",
+	FlagMaxQueryExprDepth:      "max_query_expression_depth",
 	FlagRulerMaxRuleGroups:     "ruler_max_rule_groups",
 	FlagRulerMaxRulesPerGroup:  "ruler_max_rules_per_group",
 	FlagRulerMinEvalInterval:   "ruler_min_evaluation_interval",
@@ -136,6 +146,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeries, 0, "Maximum series one query may read from storage. 0 means unlimited.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 2*time.Minute, "Maximum time one query of the tenant may run.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
+	fs.IntVar(&l.MaxQueryExpressionSizeBytes, FlagMaxQueryExprSize, 64<<10, "Maximum size in bytes of the PromQL of one request (query, or all match[] together, or a rule's expr), checked before parsing. 0 means unlimited.")
+	fs.IntVar(&l.MaxQueryExpressionDepth, FlagMaxQueryExprDepth, 64, "Maximum nesting depth of the PromQL of one request, checked before parsing: each (, [ or { and each operator adds one (see docs/security.md). 0 means unlimited.")
 	fs.IntVar(&l.RulerMaxRuleGroups, FlagRulerMaxRuleGroups, 70, "Maximum rule groups per tenant. 0 means unlimited.")
 	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
@@ -157,7 +169,8 @@ func (l Limits) Validate() error {
 		FlagIngestionRate: l.IngestionRate, FlagIngestionBurstSize: float64(l.IngestionBurstSize), FlagMaxSampleAge: float64(l.MaxSampleAge),
 		FlagMaxQueryLength: float64(l.MaxQueryLength), FlagMaxFetchedSamples: float64(l.MaxFetchedSamplesPerQuery),
 		FlagMaxFetchedSeries: float64(l.MaxFetchedSeriesPerQuery), FlagQueryTimeout: float64(l.QueryTimeout),
-		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
+		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxQueryExprSize: float64(l.MaxQueryExpressionSizeBytes),
+		FlagMaxQueryExprDepth: float64(l.MaxQueryExpressionDepth), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
 		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),

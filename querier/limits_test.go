@@ -77,6 +77,13 @@ func newQueryEnv(t *testing.T) *queryEnv {
 func (e *queryEnv) get(t *testing.T, path string, params url.Values) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+params.Encode(), nil)
+	return e.do(t, req)
+}
+
+// do sends a request as tenant t and returns the status, the error type
+// and the body.
+func (e *queryEnv) do(t *testing.T, req *http.Request) (int, string, string) {
+	t.Helper()
 	req.Header.Set("X-Scope-OrgID", "t")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -84,7 +91,7 @@ func (e *queryEnv) get(t *testing.T, path string, params url.Values) (int, strin
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var r struct{ ErrorType, Error string }
+	var r struct{ ErrorType string }
 	_ = json.Unmarshal(b, &r)
 	return resp.StatusCode, r.ErrorType, string(b)
 }

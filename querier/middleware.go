@@ -41,20 +41,20 @@ func (c *concurrency) counter(tenant string) *atomic.Int64 {
 	return v.(*atomic.Int64)
 }
 
-// limit applies the per-tenant concurrency limit and query timeout, counts
-// what the request reads, and reports it to the observer.
+// limit applies the per-tenant PromQL guard, concurrency limit and query
+// timeout, counts what the request reads, and reports it to the observer.
 func (q *Querier) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		// Parse the form here, so that the record below sees it: handlers
-		// get a copy of the request.
-		if err := r.ParseForm(); err != nil {
-			WriteError(w, r, http.StatusBadRequest, "error parsing form values: "+err.Error())
-			return
-		}
 		ids, err := tenantauth.Tenants(r.Context())
 		if err != nil {
 			WriteError(w, r, http.StatusUnauthorized, err.Error())
+			return
+		}
+		// The guard parses the form, so that the record below sees it too
+		// (handlers get a copy of the request), and bounds the PromQL
+		// before any handler parses it.
+		if !q.guard(w, r, ids) {
 			return
 		}
 		timeout := q.cfg.Timeout

@@ -152,6 +152,10 @@ func (r *Ruler) storeGroups(w http.ResponseWriter, req *http.Request, id, ns str
 	}
 	entry.Target = ns + "/" + strings.Join(names, ",")
 	entry.Details["groups"] = names
+	lim := r.deps.Limits.Limits(id)
+	if err := checkExprs(id, lim, gs); err != nil {
+		return http.StatusBadRequest, err
+	}
 	if errs := validateGroups(gs, nodes, r.parser); len(errs) > 0 {
 		return http.StatusBadRequest, joinErrors(errs)
 	}
@@ -165,7 +169,7 @@ func (r *Ruler) storeGroups(w http.ResponseWriter, req *http.Request, id, ns str
 			kept++
 		}
 	}
-	if err := checkLimits(id, gs, kept, r.deps.Limits.Limits(id), r.cfg.EvaluationInterval); err != nil {
+	if err := checkLimits(id, gs, kept, lim, r.cfg.EvaluationInterval); err != nil {
 		return http.StatusBadRequest, err
 	}
 	for _, g := range gs {

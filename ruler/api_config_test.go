@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/testbin"
 )
 
 const goodGroup = `name: availability
@@ -179,4 +181,54 @@ func TestObjectNames(t *testing.T) {
 			t.Errorf("%q/%q came back as %q/%q (%v)", n[0], n[1], ns, g, ok)
 		}
 	}
+}
+
+// TestRulesGuardPromQL is the regression test of #12 item 1 in the ruler:
+// a rule's expr and the match[] of the rules listing go through the same
+// guard as queries, before the parser sees them, and a stored group over
+// the tenant's limits as they are now is skipped instead of parsed.
+func TestRulesGuardPromQL(t *testing.T) {
+	e := newEnv(t, testConfig(t), nil, nil)
+	nested := func(n int) string { return strings.Repeat("(", n) + "1" + strings.Repeat(")", n) }
+	group := func(name, expr string) string {
+		return "name: " + name + "\nrules:\n  - record: x:y\n    expr: '" + expr + "'\n"
+	}
+	code, body := e.do(http.MethodPost, "/api/v1/rules/ns", "team-a", group("deep", nested(2000)))
+	if code != http.StatusBadRequest || !strings.Contains(body, `the PromQL of rule 1 ("x:y") of group "deep" nests more than 64 levels deep, the limit of tenant team-a (-querier.max-query-expression-depth`) {
+		t.Fatalf("POST a rule nested 2,000 deep: %d %s", code, body)
+	}
+	code, body = e.do(http.MethodPost, "/api/v1/rules/ns", "team-a", group("large", nested(40_000)))
+	if code != http.StatusBadRequest || !strings.Contains(body, "is 80001 bytes, more than the limit of 65536 bytes of tenant team-a (-querier.max-query-expression-size-bytes") {
+		t.Fatalf("POST a rule of 80 KB: %d %s", code, body)
+	}
+	code, body = e.do(http.MethodGet, "/prometheus/api/v1/rules?match[]="+url.QueryEscape(`{a="b"} + `+nested(2000)), "team-a", "")
+	if code != http.StatusBadRequest || !strings.Contains(body, `"errorType":"bad_data"`) || !strings.Contains(body, "the PromQL of match[] nests more than 64 levels") {
+		t.Fatalf("GET rules with match[] nested 2,000 deep: %d %s", code, body)
+	}
+
+	e.post("team-a", "ns", group("fine", nested(20)))
+	e.post("team-a", "ns", group("flat", "1"))
+	listed := func() (string, error) {
+		code, body := e.do(http.MethodGet, "/prometheus/api/v1/rules", "team-a", "")
+		if code != http.StatusOK {
+			return "", fmt.Errorf("%d %s", code, body)
+		}
+		return body, nil
+	}
+	testbin.Eventually(t, 10*time.Second, func() error {
+		if body, err := listed(); err != nil || !strings.Contains(body, `"fine"`) {
+			return fmt.Errorf("group fine not loaded: %s %v", body, err)
+		}
+		return nil
+	})
+	lim := defaultLimits(t)
+	lim.MaxQueryExpressionDepth = 10
+	e.lim.Set(defaultLimits(t), map[string]limits.Limits{"team-a": lim})
+	e.post("team-a", "ns", group("flat", "2")) // a change makes the ruler load again
+	testbin.Eventually(t, 10*time.Second, func() error {
+		if body, err := listed(); err != nil || strings.Contains(body, `"fine"`) || !strings.Contains(body, `"flat"`) {
+			return fmt.Errorf("group fine still loaded, or flat gone: %s %v", body, err)
+		}
+		return nil
+	})
 }

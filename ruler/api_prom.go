@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/queryguard"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -67,7 +69,7 @@ type rulesFilter struct {
 	nextToken            string
 }
 
-func parseRulesFilter(req *http.Request, p parser.Parser) (rulesFilter, error) {
+func parseRulesFilter(req *http.Request, p parser.Parser, id string, lim limits.Limits) (rulesFilter, error) {
 	if err := req.ParseForm(); err != nil {
 		return rulesFilter{}, fmt.Errorf("error parsing form values: %w", err)
 	}
@@ -80,6 +82,9 @@ func parseRulesFilter(req *http.Request, p parser.Parser) (rulesFilter, error) {
 	}
 	f := rulesFilter{names: set(req.Form["rule_name[]"]), groups: set(req.Form["rule_group[]"]), files: set(req.Form["file[]"])}
 	if ms := req.Form["match[]"]; len(ms) > 0 {
+		if err := queryguard.Check(id, lim, "match[]", ms...); err != nil {
+			return f, err
+		}
 		sets, err := p.ParseMetricSelectors(ms)
 		if err != nil {
 			return f, fmt.Errorf("invalid parameter \"match[]\": %w", err)
@@ -128,7 +133,7 @@ func (r *Ruler) prometheusRules(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	f, err := parseRulesFilter(req, r.parser)
+	f, err := parseRulesFilter(req, r.parser, id, r.deps.Limits.Limits(id))
 	if err != nil {
 		badData(w, "%v", err)
 		return

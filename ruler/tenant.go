@@ -80,7 +80,7 @@ func (r *Ruler) applyGroups(t *tenant, stored []storedGroup) {
 	var namespaces []string
 	h := sha256.New()
 	for _, sg := range stored {
-		g, err := parseStored(sg.YAML, r.parser)
+		g, err := parseStored(t.id, lim, sg.YAML, r.parser)
 		if err == nil && g.Name != sg.Group {
 			err = fmt.Errorf("the object of group %q holds group %q", sg.Group, g.Name)
 		}

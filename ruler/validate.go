@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/queryguard"
 )
 
 // MaxGroupBytes is the largest request body the rules configuration API
@@ -136,6 +137,21 @@ func validateGroups(gs []rulefmt.RuleGroup, nodes []rulefmt.RuleGroupNode, p par
 	return errs
 }
 
+// checkExprs applies the tenant's PromQL size and depth limits to every
+// rule's expr before the parser sees it (#12): a rule group is posted by a
+// tenant like a query, and parsed again on every load.
+func checkExprs(tenant string, lim limits.Limits, gs []rulefmt.RuleGroup) error {
+	for _, g := range gs {
+		for i, rl := range g.Rules {
+			name := rl.Alert + rl.Record
+			if err := queryguard.Check(tenant, lim, fmt.Sprintf("rule %d (%q) of group %q", i+1, name, g.Name), rl.Expr); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidGroup, err)
+			}
+		}
+	}
+	return nil
+}
+
 // joinErrors makes one ErrInvalidGroup error of validation errors.
 func joinErrors(errs []error) error {
 	msgs := make([]string, len(errs))
@@ -169,14 +185,18 @@ func checkLimits(tenant string, gs []rulefmt.RuleGroup, existing int, lim limits
 	return nil
 }
 
-// parseStored decodes and checks a group read from the bucket.
-func parseStored(b []byte, p parser.Parser) (rulefmt.RuleGroup, error) {
+// parseStored decodes and checks a group of tenant read from the bucket,
+// with the tenant's limits on PromQL as they are now.
+func parseStored(tenant string, lim limits.Limits, b []byte, p parser.Parser) (rulefmt.RuleGroup, error) {
 	gs, nodes, err := parseBody(b)
 	if err != nil {
 		return rulefmt.RuleGroup{}, err
 	}
 	if len(gs) != 1 {
 		return rulefmt.RuleGroup{}, fmt.Errorf("%w: a stored object holds %d groups", ErrInvalidGroup, len(gs))
+	}
+	if err := checkExprs(tenant, lim, gs); err != nil {
+		return rulefmt.RuleGroup{}, err
 	}
 	if errs := validateGroups(gs, nodes, p); len(errs) > 0 {
 		return rulefmt.RuleGroup{}, joinErrors(errs)
