@@ -113,10 +113,10 @@ func runDeleteData(args []string, stdout, stderr io.Writer) error {
 	if err := os.RemoveAll(filepath.Join(cfg.dataDir, "tsdb", cfg.tenant)); err != nil {
 		return err
 	}
-	auditEntry(cfg.dataDir, "tenant.delete-data", cfg.tenant)
+	auditEntry(cfg.dataDir, cfg.encryption.KeyFile, "tenant.delete-data", cfg.tenant)
 	fmt.Fprintf(stdout, "tenant %s: data keys deleted, its data is unreadable now; the compactor removes its objects in the background\n", cfg.tenant)
 	return nil
 }
 
 // auditEntry records a CLI action in the audit log; wired in audit.go.
-var auditEntry = func(dataDir, action, tenant string) {}
+var auditEntry = func(dataDir, keyFile, action, tenant string) {}

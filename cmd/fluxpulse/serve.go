@@ -199,7 +199,7 @@ func newServer(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
-	al, err := audit.OpenWithOptions(cfg.auditFile, audit.Options{Sync: cfg.auditSync}, logger.With("component", "audit"), reg)
+	al, err := openServerAudit(cfg, logger.With("component", "audit"), reg)
 	if err != nil {
 		return nil, err
 	}
