@@ -151,6 +151,7 @@ func serve(args []string) error {
 		return err
 	}
 	cfg.ingester.Dir = filepath.Join(cfg.dataDir, "tsdb")
+	warnUnencryptedDisk(cfg.ingester.Dir, logger)
 	if cfg.runtimeFile == "" {
 		cfg.runtimeFile = filepath.Join(cfg.dataDir, "runtime.yaml")
 	}
