@@ -16,6 +16,7 @@ func BenchmarkLog(b *testing.B) {
 	}{
 		{"plain", nil, Options{}},
 		{"details", details, Options{}},
+		{"details-sealed", details, Options{Keys: staticKeys{}}},
 		{"details-sync", details, Options{Sync: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -33,6 +34,12 @@ func BenchmarkLog(b *testing.B) {
 		})
 	}
 }
+
+// staticKeys is one fixed sealing key.
+type staticKeys struct{}
+
+func (staticKeys) Current() (string, []byte, error) { return "k1", make([]byte, 32), nil }
+func (staticKeys) Key(string) ([]byte, error)       { return make([]byte, 32), nil }
 
 // BenchmarkRecordPush measures the per-push cost of push summaries.
 func BenchmarkRecordPush(b *testing.B) {

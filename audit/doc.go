@@ -11,6 +11,13 @@
 // (AnchorPath) records the seq and hash of the last entry, so that removing
 // entries from the end is detected too.
 //
+// Sealing (#12): with Options.Keys, every entry's target and details (query
+// texts and other customer data) are stored only as a member sealed, AES-256-GCM
+// under a key and nonce derived from the current key and a random salt, with
+// the entry's clear members as additional data. Time, seq, actor, tenant,
+// action and outcome stay in clear. The chain covers the sealed bytes, so
+// Verify needs no keys; Unseal opens an entry with them.
+//
 // Responsibilities:
 //   - Logger appends entries. Log never fails its caller: write errors are
 //     logged and counted (fluxpulse_audit_write_failures_total).
@@ -30,6 +37,8 @@
 //     between leaves the anchor one entry behind, which Verify reports as
 //     unanchored entries, not as damage.
 //   - A nil *Logger records nothing, so callers need no checks.
+//   - With Keys, no target or details reach the file in clear: an entry
+//     whose key cannot be had is written without them.
 //
 // What the log cannot prove: the hash chain has no secret. Whoever can
 // rewrite both the log and the anchor can remove or change entries and

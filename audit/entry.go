@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,7 @@ const MaxLineSize = 64 << 10
 
 // Entry is one audited action. Actor is a token ID, "header", "cli:<os
 // user>" or "system": never a secret. Log fills Time (when zero), Seq, Prev
-// and Hash.
+// and Hash, and Sealed when the Logger has Keys.
 type Entry struct {
 	Time    time.Time
 	Seq     uint64
@@ -67,8 +68,12 @@ type Entry struct {
 	// Details is a small JSON-encodable map. Log stores its canonical form
 	// (see canonicalDetails), so numbers read back as json.Number.
 	Details map[string]any
-	Prev    string
-	Hash    string
+	// Sealed holds Target and Details encrypted. Entries read from a log
+	// written with Keys have it and an empty Target and Details, until
+	// Unseal fills them in. Log ignores what a caller puts here.
+	Sealed *Sealed
+	Prev   string
+	Hash   string
 }
 
 // errMalformed marks a line that is not a canonical entry.
@@ -77,7 +82,9 @@ var errMalformed = errors.New("malformed entry")
 // appendCanonical appends the canonical encoding of e, whose details are
 // already in canonical form (nil or empty means none): a JSON object without
 // whitespace holding, in this order, time, seq, actor, tenant, action,
-// target, outcome, details (only when present) and prev.
+// target, outcome, details (only when present) and prev. A sealed entry has
+// no target and details but, after outcome, a member sealed:
+// {"key":"<key ID>","data":"<base64>"}.
 func appendCanonical(b []byte, e *Entry, details []byte) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, TimeLayout)
@@ -87,10 +94,20 @@ func appendCanonical(b []byte, e *Entry, details []byte) []byte {
 		{`,"actor":`, e.Actor}, {`,"tenant":`, e.Tenant}, {`,"action":`, e.Action},
 		{`,"target":`, e.Target}, {`,"outcome":`, e.Outcome},
 	} {
+		if e.Sealed != nil && f.name == `,"target":` {
+			continue
+		}
 		b = append(b, f.name...)
 		b = appendString(b, f.v)
 	}
-	if len(details) > 0 {
+	switch {
+	case e.Sealed != nil:
+		b = append(b, `,"sealed":{"key":`...)
+		b = appendString(b, e.Sealed.KeyID)
+		b = append(b, `,"data":"`...)
+		b = base64.StdEncoding.AppendEncode(b, e.Sealed.Data)
+		b = append(b, `"}`...)
+	case len(details) > 0:
 		b = append(b, `,"details":`...)
 		b = append(b, details...)
 	}
@@ -161,8 +178,14 @@ type lineJSON struct {
 	Target  string          `json:"target"`
 	Outcome string          `json:"outcome"`
 	Details json.RawMessage `json:"details"`
+	Sealed  *sealedJSON     `json:"sealed"`
 	Prev    string          `json:"prev"`
 	Hash    string          `json:"hash"`
+}
+
+type sealedJSON struct {
+	Key  string `json:"key"`
+	Data []byte `json:"data"` // base64
 }
 
 // parsedLine is a decoded line and the canonical encoding it was hashed
@@ -192,6 +215,13 @@ func parseLine(line []byte) (parsedLine, error) {
 	if lj.Seq == 0 {
 		return parsedLine{}, fmt.Errorf("%w: seq must be at least 1", errMalformed)
 	}
+	var sealed *Sealed
+	if lj.Sealed != nil {
+		if lj.Sealed.Key == "" || len(lj.Sealed.Data) < sealOverhead {
+			return parsedLine{}, fmt.Errorf("%w: sealed needs a key and at least %d bytes of data", errMalformed, sealOverhead)
+		}
+		sealed = &Sealed{KeyID: lj.Sealed.Key, Data: lj.Sealed.Data}
+	}
 	var details []byte
 	if lj.Details != nil {
 		if details, err = normalizeDetails(lj.Details); err != nil {
@@ -199,7 +229,7 @@ func parseLine(line []byte) (parsedLine, error) {
 		}
 	}
 	e := Entry{Time: t, Seq: lj.Seq, Actor: lj.Actor, Tenant: lj.Tenant, Action: lj.Action,
-		Target: lj.Target, Outcome: lj.Outcome, Prev: lj.Prev, Hash: lj.Hash}
+		Target: lj.Target, Outcome: lj.Outcome, Sealed: sealed, Prev: lj.Prev, Hash: lj.Hash}
 	canonical := appendCanonical(nil, &e, details)
 	if stored := appendLine(nil, canonical, lj.Hash); !bytes.Equal(stored[:len(stored)-1], line) {
 		return parsedLine{}, fmt.Errorf("%w: not in canonical form", errMalformed)

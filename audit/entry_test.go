@@ -79,6 +79,28 @@ func TestCanonicalLine(t *testing.T) {
 	}
 }
 
+// TestCanonicalSealedLine pins the stored format of a sealed entry (#12):
+// target and details give way to a member sealed after outcome.
+func TestCanonicalSealedLine(t *testing.T) {
+	e := Entry{Time: time.Date(2026, 3, 4, 5, 6, 7, 80, time.UTC), Seq: 2, Actor: "tok-1", Tenant: "team-a",
+		Action: ActionQuery, Target: "ignored", Outcome: OutcomeSuccess,
+		Sealed: &Sealed{KeyID: "20260304-0a1b2c3d", Data: make([]byte, sealOverhead)}, Prev: ZeroHash}
+	canonical := appendCanonical(nil, &e, []byte(`{"ignored":1}`))
+	const want = `{"time":"2026-03-04T05:06:07.000000080Z","seq":2,"actor":"tok-1","tenant":"team-a","action":"query",` +
+		`"outcome":"success","sealed":{"key":"20260304-0a1b2c3d","data":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"prev":"` + ZeroHash + `"}`
+	if string(canonical) != want {
+		t.Fatalf("canonical encoding\n got %s\nwant %s", canonical, want)
+	}
+	line := appendLine(nil, canonical, entryHash(e.Prev, canonical))
+	p, err := parseLine(line[:len(line)-1])
+	if err != nil {
+		t.Fatalf("parse own line: %v", err)
+	}
+	if p.entry.Sealed == nil || p.entry.Sealed.KeyID != e.Sealed.KeyID || len(p.entry.Sealed.Data) != sealOverhead || p.entry.Target != "" {
+		t.Fatalf("round trip: %+v", p.entry)
+	}
+}
+
 func TestParseLineRejects(t *testing.T) {
 	good := func() string {
 		e := Entry{Time: time.Unix(0, 0), Seq: 7, Actor: "a", Prev: ZeroHash}
@@ -89,6 +111,16 @@ func TestParseLineRejects(t *testing.T) {
 	if _, err := parseLine([]byte(good)); err != nil {
 		t.Fatalf("good line refused: %v", err)
 	}
+	sealed := func() string {
+		e := Entry{Time: time.Unix(0, 0), Seq: 7, Actor: "a", Sealed: &Sealed{KeyID: "k", Data: make([]byte, sealOverhead)}, Prev: ZeroHash}
+		c := appendCanonical(nil, &e, nil)
+		l := appendLine(nil, c, entryHash(e.Prev, c))
+		return string(l[:len(l)-1])
+	}()
+	if _, err := parseLine([]byte(sealed)); err != nil {
+		t.Fatalf("good sealed line refused: %v", err)
+	}
+	const data = `"data":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="`
 	for _, tc := range []struct{ name, line string }{
 		{"empty", ""},
 		{"not json", "hello"},
@@ -107,6 +139,14 @@ func TestParseLineRejects(t *testing.T) {
 		{"details unsorted", strings.Replace(good, `{"k":1}`, `{"k":1,"a":2}`, 1)},
 		{"details array", strings.Replace(good, `{"k":1}`, `[1]`, 1)},
 		{"escaped differently", strings.Replace(good, `"actor":"a"`, `"actor":"\u0061"`, 1)},
+		{"sealed and a target", strings.Replace(sealed, `"outcome"`, `"target":"","outcome"`, 1)},
+		{"sealed and details", strings.Replace(sealed, `,"prev"`, `,"details":{"k":1},"prev"`, 1)},
+		{"sealed null", strings.Replace(sealed, `{"key":"k",`+data+`}`, `null`, 1)},
+		{"sealed without key", strings.Replace(sealed, `"key":"k"`, `"key":""`, 1)},
+		{"sealed data short", strings.Replace(sealed, data, `"data":"AAAA"`, 1)},
+		{"sealed data unpadded", strings.Replace(sealed, data, strings.TrimSuffix(data, `="`)+`"`, 1)},
+		{"sealed data with a newline", strings.Replace(sealed, data, `"data":"AAAA\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="`, 1)},
+		{"sealed unknown member", strings.Replace(sealed, `{"key":"k",`, `{"key":"k","x":1,`, 1)},
 		{"trailing data", good + " "},
 		{"two objects", good + good},
 	} {

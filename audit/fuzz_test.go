@@ -17,6 +17,10 @@ func FuzzParseLine(f *testing.F) {
 		l := appendLine(nil, c, entryHash(e.Prev, c))
 		f.Add(l[:len(l)-1])
 	}
+	e.Sealed = &Sealed{KeyID: "20260102-0a1b2c3d", Data: bytes.Repeat([]byte{0xa5}, 48)}
+	c := appendCanonical(nil, &e, nil)
+	l := appendLine(nil, c, entryHash(e.Prev, c))
+	f.Add(l[:len(l)-1])
 	f.Add([]byte(`{"time":"2026-01-02T03:04:05.000000006Z","seq":1}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, line []byte) {

@@ -25,6 +25,14 @@ type Options struct {
 	// stable storage (fsync). Without it an append survives a crash of the
 	// process but not of the machine.
 	Sync bool
+	// Keys seal every entry's target and details (AES-256-GCM), which hold
+	// customer data such as query expressions (#12); time, seq, actor,
+	// tenant, action and outcome stay in clear, and the hash chain covers
+	// the ciphertext, so Verify needs no keys. When the current key cannot
+	// be had, an entry is written without its target and details, never in
+	// clear. Nil stores entries in clear: for tests and tools only, the
+	// server and the CLI always set it.
+	Keys Keys
 }
 
 // Logger appends entries to one audit log. It is safe for concurrent use,
@@ -34,6 +42,7 @@ type Logger struct {
 	path   string
 	now    func() time.Time
 	sync   bool
+	keys   Keys
 	tick   time.Duration // how often Run flushes push summaries
 	logger *slog.Logger
 
@@ -76,7 +85,7 @@ func OpenWithOptions(path string, opts Options, logger *slog.Logger, reg prometh
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create audit log directory: %w", err)
 	}
-	l := &Logger{path: path, now: opts.Now, sync: opts.Sync, tick: 10 * time.Second, logger: logger, size: -1, anchorLen: -1}
+	l := &Logger{path: path, now: opts.Now, sync: opts.Sync, keys: opts.Keys, tick: 10 * time.Second, logger: logger, size: -1, anchorLen: -1}
 	l.pushes.pending = map[pushKey]*pushAgg{}
 	if l.f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -138,17 +147,26 @@ func (l *Logger) Log(e Entry) {
 	if e.Time.IsZero() || e.Time.UTC().Year() < 1 || e.Time.UTC().Year() > 9999 {
 		e.Time = l.now()
 	}
+	e.Sealed = nil
 	details, err := safeCanonicalDetails(e.Details)
 	if err != nil {
 		l.logger.Warn("audit entry details replaced: not encodable as JSON", "action", e.Action, "err", err)
 		details, _ = json.Marshal(map[string]string{"details_error": err.Error()})
+	}
+	var s *sealer
+	if l.keys != nil {
+		if s, err = l.sealer(); err != nil {
+			l.logger.Error("audit entry written without its target and details: no key to seal them", "action", e.Action, "tenant", e.Tenant, "err", err)
+			e.Target = ""
+			details, _ = json.Marshal(map[string]string{"details_withheld": "no key to seal them: " + err.Error()})
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		err = errors.New("audit log is closed")
 	} else {
-		err = l.append(&e, details)
+		err = l.append(&e, details, s)
 	}
 	if err != nil {
 		l.failures.Inc()
@@ -156,6 +174,19 @@ func (l *Logger) Log(e Entry) {
 		return
 	}
 	l.entries.WithLabelValues(e.Action).Inc()
+}
+
+// sealer returns the current sealing key. It may read the key file, so it
+// runs before the log's lock is taken.
+func (l *Logger) sealer() (*sealer, error) {
+	id, key, err := l.keys.Current()
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("audit key %s is %d bytes, want 32", id, len(key))
+	}
+	return &sealer{id: id, key: key}, nil
 }
 
 // safeCanonicalDetails is canonicalDetails that turns a panicking
@@ -169,8 +200,9 @@ func safeCanonicalDetails(details map[string]any) (b []byte, err error) {
 	return canonicalDetails(details)
 }
 
-// append writes one entry under the file lock. l.mu is held.
-func (l *Logger) append(e *Entry, details []byte) (err error) {
+// append writes one entry under the file lock, sealed with s unless s is
+// nil. l.mu is held.
+func (l *Logger) append(e *Entry, details []byte, s *sealer) (err error) {
 	if err := lockExclusive(l.f); err != nil {
 		return fmt.Errorf("lock audit log: %w", err)
 	}
@@ -183,7 +215,10 @@ func (l *Logger) append(e *Entry, details []byte) (err error) {
 		return err
 	}
 	e.Seq, e.Prev = l.seq+1, l.hash
-	line := l.encode(e, details)
+	line, err := l.encode(e, details, s)
+	if err != nil {
+		return err
+	}
 	if l.fragment {
 		line = append([]byte{'\n'}, line...)
 	}
@@ -208,13 +243,24 @@ func (l *Logger) append(e *Entry, details []byte) (err error) {
 	return l.writeAnchor()
 }
 
-// encode returns the stored line of e, setting e.Hash. The line is only
-// valid until the next call.
-func (l *Logger) encode(e *Entry, details []byte) []byte {
+// encode returns the stored line of e, setting e.Hash, and e.Sealed when s
+// is not nil. The line is only valid until the next call.
+func (l *Logger) encode(e *Entry, details []byte, s *sealer) ([]byte, error) {
+	if s != nil {
+		if err := s.seal(e, details); err != nil {
+			return nil, err
+		}
+	}
 	canonical := appendCanonical(l.buf[:0], e, details)
 	if len(canonical)+lineOverhead > MaxLineSize {
 		shrink(e)
-		canonical = appendCanonical(canonical[:0], e, []byte(`{"details_omitted":"entry too long"}`))
+		details = []byte(`{"details_omitted":"entry too long"}`)
+		if s != nil {
+			if err := s.seal(e, details); err != nil {
+				return nil, err
+			}
+		}
+		canonical = appendCanonical(canonical[:0], e, details)
 	}
 	e.Hash = entryHash(e.Prev, canonical)
 	line := appendLine(l.line[:0], canonical, e.Hash)
@@ -222,7 +268,7 @@ func (l *Logger) encode(e *Entry, details []byte) []byte {
 	if cap(canonical) > 2*MaxLineSize {
 		l.buf = nil // do not keep a huge buffer for one huge entry
 	}
-	return line
+	return line, nil
 }
 
 // lineOverhead is how much longer a stored line is than the canonical

@@ -240,22 +240,41 @@ func (v *verifier) checkEnd(anchorErr error) {
 
 // ReadEntries returns every entry of the audit log at path, in file order,
 // without checking the chain (use Verify for that). It fails on a line that
-// is not an entry.
+// is not an entry. Sealed entries come with Sealed set: see Unseal.
 func ReadEntries(path string) ([]Entry, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
 	var entries []Entry
-	for i, line := range bytes.SplitAfter(b, []byte{'\n'}) {
-		if len(line) == 0 {
-			continue
-		}
-		p, err := parseLine(bytes.TrimSuffix(line, []byte{'\n'}))
-		if err != nil {
-			return entries, fmt.Errorf("audit log %s line %d: %w", path, i+1, err)
-		}
-		entries = append(entries, p.entry)
+	err := EachEntry(path, func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+// EachEntry calls f with every entry of the audit log at path, in file
+// order, reading the log as a stream, without checking the chain. It fails
+// on a line that is not an entry; an error from f stops it and is returned
+// as it is.
+func EachEntry(path string, f func(Entry) error) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
 	}
-	return entries, nil
+	defer file.Close()
+	r := bufio.NewReaderSize(file, MaxLineSize+1)
+	for line := 1; ; line++ {
+		b, err := r.ReadSlice('\n')
+		if len(b) == 0 && errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("audit log %s line %d: %w", path, line, err)
+		}
+		p, perr := parseLine(bytes.TrimSuffix(b, []byte{'\n'}))
+		if perr != nil {
+			return fmt.Errorf("audit log %s line %d: %w", path, line, perr)
+		}
+		if err := f(p.entry); err != nil {
+			return err
+		}
+	}
 }

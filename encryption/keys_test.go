@@ -289,3 +289,49 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedKeys: keys for the audit log (#12) come from the master keys,
+// one per master key and purpose, and stay available after a rotation.
+func TestDerivedKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master-keys.json")
+	kf, err := encryption.LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, other := kf.Derive("audit v1"), kf.Derive("other v1")
+	id, key, err := audit.Current()
+	if err != nil || id != currentID(t, kf) || len(key) != 32 {
+		t.Fatalf("Current() = %q, %d bytes, %v; want the current master key's ID and 32 bytes", id, len(key), err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Keys []struct{ Key []byte } }
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if string(doc.Keys[0].Key) == string(key) {
+		t.Fatal("the derived key is the master key itself")
+	}
+	if _, k2, _ := other.Current(); string(k2) == string(key) {
+		t.Fatal("two purposes derive the same key")
+	}
+	if _, err := kf.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	newID, newKey, err := audit.Current()
+	if err != nil || newID == id || string(newKey) == string(key) {
+		t.Fatalf("after rotation Current() = %q, %v; want a new ID and key", newID, err)
+	}
+	reloaded, err := encryption.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, err := reloaded.Derive("audit v1").Key(id); err != nil || string(old) != string(key) {
+		t.Fatalf("the old key after rotation: %v, equal=%v", err, string(old) == string(key))
+	}
+	if _, err := audit.Key("20990101-00000000"); err == nil {
+		t.Fatal("an unknown master key ID gave a key")
+	}
+}

@@ -1,7 +1,9 @@
 package encryption
 
 import (
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -263,4 +265,43 @@ func writeKeyFile(path string, doc keyFileJSON, install func(oldpath, newpath st
 		return err
 	}
 	return errors.Join(d.Sync(), d.Close())
+}
+
+// DerivedKeys are keys for one purpose other than wrapping data keys (the
+// audit log's entries), each derived with HKDF-SHA256 from one master key of
+// a key file and the purpose label, so they are independent of the master
+// key itself and of every other purpose. A derived key is named by the ID of
+// its master key: what it protected stays readable after a rotation as long
+// as that master key stays in the file. Unlike data keys, derived keys do
+// not depend on any tenant, so deleting a tenant's keys does not touch them.
+// DerivedKeys is safe for concurrent use.
+type DerivedKeys struct {
+	kf      *KeyFile
+	purpose string
+}
+
+// Derive returns the keys derived for purpose (a fixed label, for example
+// "fluxpulse audit log entries v1") from the file's master keys.
+func (kf *KeyFile) Derive(purpose string) *DerivedKeys {
+	return &DerivedKeys{kf: kf, purpose: purpose}
+}
+
+// Current returns the key derived from the current master key, and that
+// master key's ID.
+func (d *DerivedKeys) Current() (string, []byte, error) {
+	mk, err := d.kf.Current()
+	if err != nil {
+		return "", nil, err
+	}
+	key, err := hkdf.Key(sha256.New, mk.key, nil, d.purpose, 32)
+	return mk.ID, key, err
+}
+
+// Key returns the key derived from the master key with the given ID.
+func (d *DerivedKeys) Key(id string) ([]byte, error) {
+	mk, err := d.kf.Key(id)
+	if err != nil {
+		return nil, err
+	}
+	return hkdf.Key(sha256.New, mk.key, nil, d.purpose, 32)
 }

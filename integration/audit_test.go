@@ -19,9 +19,11 @@ import (
 )
 
 // TestAuditLogRecordsEveryAction performs every kind of action on a real
-// server and its CLI, then checks that each has its entry, that no secret is
-// in the log, that `fluxpulse audit verify` passes, and that it fails once
-// the log is edited.
+// server and its CLI, then checks that each has its entry, that no secret
+// and no query text is in the log (targets and details are sealed, #12),
+// that `fluxpulse audit show` opens every entry, also those sealed before a
+// master key rotation, that `fluxpulse audit verify` passes, and that it
+// fails once the log is edited.
 func TestAuditLogRecordsEveryAction(t *testing.T) {
 	fp := startFluxPulse(t, "-runtime-config.reload-period=100ms")
 	fp.cli(t, "tenant", "create", "-tenant", "acme")
@@ -86,9 +88,18 @@ func TestAuditLogRecordsEveryAction(t *testing.T) {
 			t.Fatal("the audit log contains a token")
 		}
 	}
-	entries, err := audit.ReadEntries(logPath)
-	if err != nil {
-		t.Fatal(err)
+	for _, clear := range []string{"audited_metric", "/prometheus/api/v1", `"target"`} {
+		if strings.Contains(string(raw), clear) {
+			t.Errorf("the audit log holds %q in clear", clear)
+		}
+	}
+	var entries []audit.Entry
+	for _, line := range strings.Split(strings.TrimSpace(fp.cli(t, "audit", "show")), "\n") {
+		var e audit.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit show printed %q: %v", line, err)
+		}
+		entries = append(entries, e)
 	}
 	want := []struct {
 		action, actor, tenant, target string

@@ -45,15 +45,31 @@ func NewBuckets(t testing.TB) Buckets {
 // Data is what Ship pushed: values by series (label s).
 type Data map[string][]float64
 
+// Spec is what Ship and Ingest push for one tenant: Series series of metric
+// m, one sample every 10s over Minutes minutes ending at End, truncated to
+// the minute (the zero End: now). Values depend on the series and the time,
+// so two pushes of the same Spec write identical samples.
+type Spec struct {
+	Tenant          string
+	Series, Minutes int
+	End             time.Time
+}
+
 // Ship pushes series of metric m, one sample every 10s over the given
 // minutes ending now, into a new ingester with one-minute blocks, and ships
-// every block to bkt. Values depend on the series and the time, so two calls
-// with the same arguments (within a minute) write identical samples.
+// every block to bkt. Two calls with the same arguments write identical
+// samples only within the same minute: use ShipSpec with an End for copies.
 func Ship(t testing.TB, bkt bucket.Bucket, tenant string, series, minutes int) Data {
 	t.Helper()
-	ing, want := Ingest(t, bkt, time.Minute, tenant, series, minutes)
+	return ShipSpec(t, bkt, Spec{Tenant: tenant, Series: series, Minutes: minutes})
+}
+
+// ShipSpec is Ship for a Spec.
+func ShipSpec(t testing.TB, bkt bucket.Bucket, sp Spec) Data {
+	t.Helper()
+	ing, want := ingest(t, bkt, time.Minute, sp)
 	defer ing.Close()
-	if err := ing.Flush(tenant); err != nil {
+	if err := ing.Flush(sp.Tenant); err != nil {
 		t.Fatal(err)
 	}
 	return want
@@ -63,6 +79,11 @@ func Ship(t testing.TB, bkt bucket.Bucket, tenant string, series, minutes int) D
 // block range that ships to bkt (nil: keeps everything local), and returns
 // the open ingester.
 func Ingest(t testing.TB, bkt bucket.Bucket, blockRange time.Duration, tenant string, series, minutes int) (*ingester.Ingester, Data) {
+	t.Helper()
+	return ingest(t, bkt, blockRange, Spec{Tenant: tenant, Series: series, Minutes: minutes})
+}
+
+func ingest(t testing.TB, bkt bucket.Bucket, blockRange time.Duration, sp Spec) (*ingester.Ingester, Data) {
 	t.Helper()
 	var icfg ingester.Config
 	var lim limits.Limits
@@ -77,13 +98,17 @@ func Ingest(t testing.TB, bkt bucket.Bucket, blockRange time.Duration, tenant st
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-time.Duration(minutes) * time.Minute).Truncate(time.Minute).UnixMilli()
+	end := sp.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	start := end.Add(-time.Duration(sp.Minutes) * time.Minute).Truncate(time.Minute).UnixMilli()
 	want := Data{}
 	req := &remotewrite.Request{}
-	for s := range series {
+	for s := range sp.Series {
 		name := fmt.Sprintf("s%03d", s)
 		ser := remotewrite.Series{Labels: []labels.Label{{Name: "__name__", Value: "m"}, {Name: "s", Value: name}}}
-		for i := range minutes * 6 {
+		for i := range sp.Minutes * 6 {
 			ts := start + int64(i)*10_000
 			v := float64(s*1_000_000) + float64(ts/10_000%100_000)
 			ser.Samples = append(ser.Samples, remotewrite.Sample{Timestamp: ts, Value: v})
@@ -91,8 +116,8 @@ func Ingest(t testing.TB, bkt bucket.Bucket, blockRange time.Duration, tenant st
 		}
 		req.Series = append(req.Series, ser)
 	}
-	if res, err := ing.Push(context.Background(), tenant, req); err != nil || res.Rejected() {
-		t.Fatalf("push: %v %s", err, res.Message(series))
+	if res, err := ing.Push(context.Background(), sp.Tenant, req); err != nil || res.Rejected() {
+		t.Fatalf("push: %v %s", err, res.Message(sp.Series))
 	}
 	return ing, want
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/encryption"
 )
 
 func TestAuditCommand(t *testing.T) {
@@ -56,5 +58,70 @@ func TestAuditCommand(t *testing.T) {
 	}
 	if err := runAudit([]string{"check"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Errorf("unknown subcommand: %v", err)
+	}
+}
+
+// TestAuditShow: the CLI's entries are sealed (#12); `audit show` opens
+// them with the key file, also those sealed before a master key rotation,
+// and fails for entries another key file cannot open.
+func TestAuditShow(t *testing.T) {
+	dataDir := t.TempDir()
+	if _, err := encryption.LoadOrCreate(filepath.Join(dataDir, encryption.DefaultKeyFileName)); err != nil {
+		t.Fatal(err)
+	}
+	create := func(tenant string) {
+		t.Helper()
+		if err := runTenant([]string{"create", "-data.dir", dataDir, "-tenant", tenant}, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("team-a")
+	if err := runKeys([]string{"rotate-master", "-data.dir", dataDir}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	create("team-b")
+	raw, err := os.ReadFile(filepath.Join(dataDir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("runtime.yaml")) || bytes.Contains(raw, []byte(`"target"`)) {
+		t.Fatalf("targets or details in clear:\n%s", raw)
+	}
+
+	show := func(args ...string) ([]shownEntry, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := auditShow(append([]string{"-data.dir", dataDir}, args...), &out)
+		var es []shownEntry
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var e shownEntry
+			if jerr := json.Unmarshal([]byte(line), &e); jerr != nil {
+				t.Fatalf("audit show printed %q: %v", line, jerr)
+			}
+			es = append(es, e)
+		}
+		return es, err
+	}
+	es, err := show("-action", audit.ActionTenantCreate)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("show: %d entries, %v", len(es), err)
+	}
+	for i, tenant := range []string{"team-a", "team-b"} {
+		if es[i].Tenant != tenant || es[i].Target != tenant || es[i].Details["runtime_file"] != filepath.Join(dataDir, "runtime.yaml") {
+			t.Errorf("entry %d: %+v", i, es[i])
+		}
+	}
+	if es, err := show("-tenant", "team-b"); err != nil || len(es) != 1 || es[0].Target != "team-b" {
+		t.Errorf("show -tenant team-b: %+v, %v", es, err)
+	}
+	if _, err := encryption.LoadOrCreate(filepath.Join(dataDir, "other.json")); err != nil {
+		t.Fatal(err)
+	}
+	es, err = show("-encryption.key-file", filepath.Join(dataDir, "other.json"))
+	if err == nil || !strings.Contains(err.Error(), "could not be decrypted") || es[0].Error == "" || es[0].Target != "" {
+		t.Errorf("show with another key file: %+v, %v", es, err)
+	}
+	if err := auditVerify([]string{"-data.dir", dataDir}, io.Discard); err != nil {
+		t.Errorf("verify: %v", err)
 	}
 }

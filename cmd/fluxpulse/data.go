@@ -109,7 +109,7 @@ func runDeleteData(args []string, stdout, stderr io.Writer) error {
 	if err := os.RemoveAll(filepath.Join(cfg.dataDir, "tsdb", cfg.tenant)); err != nil {
 		return err
 	}
-	auditCLI(cfg.dataDir, "tenant.delete-data", cfg.tenant)
+	auditCLI(cfg.dataDir, cfg.encryption.KeyFile, "tenant.delete-data", cfg.tenant)
 	fmt.Fprintf(stdout, "tenant %s: data keys deleted, its data is unreadable now; the compactor removes its objects in the background\n", cfg.tenant)
 	return nil
 }

@@ -85,14 +85,14 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("keys rotate-master: %w", err)
 		}
-		auditCLI(cfg.dataDir, "keys.rotate-master", "")
+		auditCLI(cfg.dataDir, cfg.encryption.KeyFile, "keys.rotate-master", "")
 		fmt.Fprintf(stdout, "master key %s is current; re-wrapped %d data keys of %d tenants (%d were already current)\n", mk.ID, st.Rewrapped, st.Tenants, st.Current)
 	case "rotate-tenant":
 		id, err := kr.RotateTenant(ctx, cfg.tenant)
 		if err != nil {
 			return fmt.Errorf("keys rotate-tenant: %w", err)
 		}
-		auditCLI(cfg.dataDir, "keys.rotate-tenant", cfg.tenant)
+		auditCLI(cfg.dataDir, cfg.encryption.KeyFile, "keys.rotate-tenant", cfg.tenant)
 		fmt.Fprintf(stdout, "tenant %s: new data key %s; servers use it for new objects within -encryption.key-cache-ttl\n", cfg.tenant, id)
 	case "list":
 		infos, err := kr.Keys(ctx, cfg.tenant)

@@ -22,9 +22,10 @@ import (
 )
 
 // auditCLI records an action of a CLI command in the audit log of the data
-// directory, as the person running it.
-func auditCLI(dataDir, action, tenant string) {
-	l, err := audit.Open(filepath.Join(dataDir, "audit", "audit.log"), nil, nil)
+// directory, as the person running it, sealed with keys from keyFile ("":
+// the data directory's).
+func auditCLI(dataDir, keyFile, action, tenant string) {
+	l, err := audit.OpenWithOptions(filepath.Join(dataDir, "audit", "audit.log"), audit.Options{Keys: cliAuditKeys(dataDir, keyFile)}, nil, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "warning: action not recorded in the audit log:", err)
 		return

@@ -48,6 +48,7 @@ func serve(args []string) error {
 		return err
 	}
 	cfg.resolvePaths()
+	warnUnencryptedDisk(cfg.ingester.Dir, logger)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,7 +107,7 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 	p := &process{cfg: cfg, logger: logger, reg: reg, limits: limits.NewOverrides(cfg.limits), auth: auth,
 		public: http.NewServeMux(), internal: http.NewServeMux()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	if p.audit, err = audit.OpenWithOptions(cfg.auditFile, audit.Options{Sync: cfg.auditSync}, logger.With("component", "audit"), reg); err != nil {
+	if p.audit, err = openServerAudit(cfg, logger.With("component", "audit"), reg); err != nil {
 		return nil, err
 	}
 	p.onClose("audit log", p.audit.Close)

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
@@ -43,12 +44,14 @@ type cliFiles struct {
 	dataDir     string
 	runtimeFile string
 	auditFile   string
+	keyFile     string // seals the audit entries
 }
 
 func (c *cliFiles) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "The server's data directory.")
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "The runtime file (default <data.dir>/runtime.yaml).")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log (default <data.dir>/audit/audit.log).")
+	fs.StringVar(&c.keyFile, "encryption.key-file", "", "The master key file, whose keys seal the audit entries (default <data.dir>/"+encryption.DefaultKeyFileName+").")
 }
 
 func (c *cliFiles) resolve() {
@@ -57,6 +60,9 @@ func (c *cliFiles) resolve() {
 	}
 	if c.auditFile == "" {
 		c.auditFile = filepath.Join(c.dataDir, "audit", "audit.log")
+	}
+	if c.keyFile == "" {
+		c.keyFile = filepath.Join(c.dataDir, encryption.DefaultKeyFileName)
 	}
 }
 
