@@ -2,6 +2,9 @@ package querier
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/testbin"
 )
 
 // nested is the attack of #12 item 1: '('*n + '1' + ')'*n.
@@ -154,4 +158,54 @@ func TestGuardBodies(t *testing.T) {
 	if status, _, body := e.do(t, bomb); status != 400 || !strings.Contains(body, "decompresses to 1073741824 bytes") {
 		t.Fatalf("remote read claiming 1 GiB: %d %s", status, body)
 	}
+}
+
+// TestQueryStopsWhenClientLeaves checks what #12 item 1 asks of
+// evaluation: the API hands the request's context to the engine, so a
+// query whose client has gone away stops, long before its timeout. The
+// query steps through 2.6 billion subquery points; the engine looks at the
+// context at each.
+func TestQueryStopsWhenClientLeaves(t *testing.T) {
+	e := newQueryEnv(t)
+	running := func() (float64, error) {
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			return 0, err
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "prometheus_engine_queries" {
+				return mf.GetMetric()[0].GetGauge().GetValue(), nil
+			}
+		}
+		return 0, errors.New("no prometheus_engine_queries gauge")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	q := url.Values{"query": {"count_over_time((vector(time()) > 1e20)[30d:1ms])"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/api/v1/query?"+q.Encode(), nil)
+	req.Header.Set("X-Scope-OrgID", "t")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the query finished: %s", resp.Status)
+		}
+		done <- err
+	}()
+	waitFor := func(want float64) func() error {
+		return func() error {
+			n, err := running()
+			if err == nil && n != want {
+				err = fmt.Errorf("%v queries running, want %v", n, want)
+			}
+			return err
+		}
+	}
+	testbin.Eventually(t, 30*time.Second, waitFor(1))
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v", err)
+	}
+	testbin.Eventually(t, 10*time.Second, waitFor(0))
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/fluxpulse/fluxpulse/ingester"
@@ -24,6 +25,7 @@ import (
 type queryEnv struct {
 	srv  *httptest.Server
 	q    *Querier
+	reg  *prometheus.Registry
 	ov   *limits.Overrides
 	base limits.Limits
 	now  time.Time
@@ -45,7 +47,8 @@ func newQueryEnv(t *testing.T) *queryEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ing.Close() })
-	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, ing), ing, BuildInfo{}, nil, nil)
+	reg := prometheus.NewRegistry()
+	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, ing), ing, BuildInfo{}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func newQueryEnv(t *testing.T) *queryEnv {
 	if res, err := ing.Push(t.Context(), "t", req); err != nil || res.Rejected() {
 		t.Fatalf("push: %v %s", err, res.Message(5))
 	}
-	return &queryEnv{srv: srv, q: q, ov: ov, base: lim, now: now}
+	return &queryEnv{srv: srv, q: q, reg: reg, ov: ov, base: lim, now: now}
 }
 
 func (e *queryEnv) get(t *testing.T, path string, params url.Values) (int, string, string) {
