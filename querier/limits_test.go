@@ -31,7 +31,9 @@ type queryEnv struct {
 	now  time.Time
 }
 
-func newQueryEnv(t *testing.T) *queryEnv {
+// newQueryEnv starts the env; extra sources are queried besides the
+// ingester.
+func newQueryEnv(t *testing.T, extra ...Source) *queryEnv {
 	t.Helper()
 	var lim limits.Limits
 	var icfg ingester.Config
@@ -48,7 +50,7 @@ func newQueryEnv(t *testing.T) *queryEnv {
 	}
 	t.Cleanup(func() { _ = ing.Close() })
 	reg := prometheus.NewRegistry()
-	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, ing), ing, BuildInfo{}, nil, reg)
+	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, append([]Source{ing}, extra...)...), ing, BuildInfo{}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
