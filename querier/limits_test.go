@@ -25,6 +25,7 @@ import (
 type queryEnv struct {
 	srv  *httptest.Server
 	q    *Querier
+	ing  *ingester.Ingester
 	reg  *prometheus.Registry
 	ov   *limits.Overrides
 	base limits.Limits
@@ -76,7 +77,7 @@ func newQueryEnv(t *testing.T, extra ...Source) *queryEnv {
 	if res, err := ing.Push(t.Context(), "t", req); err != nil || res.Rejected() {
 		t.Fatalf("push: %v %s", err, res.Message(5))
 	}
-	return &queryEnv{srv: srv, q: q, reg: reg, ov: ov, base: lim, now: now}
+	return &queryEnv{srv: srv, q: q, ing: ing, reg: reg, ov: ov, base: lim, now: now}
 }
 
 func (e *queryEnv) get(t *testing.T, path string, params url.Values) (int, string, string) {
@@ -176,27 +177,5 @@ func TestConcurrentQueryLimit(t *testing.T) {
 	close(release)
 	if w := call(); w.Code != 200 {
 		t.Fatalf("after the first finished: %d %s", w.Code, w.Body)
-	}
-}
-
-func TestExport(t *testing.T) {
-	e := newQueryEnv(t)
-	status, _, body := e.get(t, "/api/v1/export", url.Values{"match[]": {`m{s="3"}`}})
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
-	var line exportLine
-	if err := json.Unmarshal([]byte(body), &line); err != nil {
-		t.Fatalf("decode %q: %v", body, err)
-	}
-	if line.Metric["s"] != "3" || len(line.Values) != 120 || len(line.Timestamps) != 120 || line.Values[119] != 119 {
-		t.Fatalf("exported %v with %d values", line.Metric, len(line.Values))
-	}
-	if status, _, body := e.get(t, "/api/v1/export", nil); status != 400 || !strings.Contains(body, "match[]") {
-		t.Fatalf("without match[]: %d %s", status, body)
-	}
-	status, _, body = e.get(t, "/api/v1/export", url.Values{"match[]": {`{__name__="m"}`}})
-	if n := strings.Count(body, "\n"); status != 200 || n != 5 {
-		t.Fatalf("all series: %d, %d lines", status, n)
 	}
 }
