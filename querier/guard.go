@@ -29,7 +29,8 @@ import (
 // the request applies its limits. It writes the refusal and returns false,
 // or returns true.
 func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bool {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(ct, "multipart/") {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if strings.HasPrefix(ct, "multipart/") {
 		// Handlers would parse a multipart body themselves, after the
 		// guard: refuse it instead. No Prometheus client sends one.
 		WriteError(w, r, http.StatusUnsupportedMediaType, "multipart bodies are not accepted: send the parameters in the URL or as application/x-www-form-urlencoded")
@@ -40,7 +41,7 @@ func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bo
 	// percent-encoded, plus room for the other parameters) instead of the
 	// 10 MB ParseForm allows.
 	formMax := int64(3*strictest.MaxQueryExpressionSizeBytes + 64<<10)
-	if strictest.MaxQueryExpressionSizeBytes > 0 && r.Body != nil {
+	if ct == "application/x-www-form-urlencoded" && strictest.MaxQueryExpressionSizeBytes > 0 && r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, formMax)
 	}
 	if err := r.ParseForm(); err != nil {
