@@ -37,11 +37,23 @@ func vmRSS(pid int) (int64, error) {
 }
 
 // attack is one request of the attacker.
+// PromQL goes in the URL (GET) or a form (POST) as param, unless the
+// attack has a body of its own.
 type attack struct {
 	method, path, param, text string
+	contentType               string
+	body                      []byte
 }
 
 func (a attack) request(base string) (*http.Request, error) {
+	if a.body != nil {
+		req, err := http.NewRequest(a.method, base+a.path, bytes.NewReader(a.body))
+		if err == nil {
+			req.Header.Set("Content-Type", a.contentType)
+			req.Header.Set("Content-Encoding", "snappy")
+		}
+		return req, err
+	}
 	v := url.Values{a.param: {a.text}, "start": {"0"}, "end": {"60"}, "step": {"15"}}
 	if a.method == http.MethodGet {
 		return http.NewRequest(a.method, base+a.path+"?"+v.Encode(), nil)
@@ -51,6 +63,16 @@ func (a attack) request(base string) (*http.Request, error) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	return req, err
+}
+
+// readAttack is a remote-read request whose one matcher is value.
+func readAttack(t *testing.T, value string) attack {
+	b, err := proto.Marshal(&prompb.ReadRequest{Queries: []*prompb.Query{{StartTimestampMs: 0, EndTimestampMs: 1,
+		Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: value}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attack{method: http.MethodPost, path: "/prometheus/api/v1/read", contentType: "application/x-protobuf", body: snappy.Encode(nil, b)}
 }
 
 // latencies records how long calls took, and what went wrong.
@@ -85,20 +107,25 @@ func (l *latencies) p99() (time.Duration, int) {
 // real FluxPulse: 50 clients of tenant "attacker" send, over and over, the
 // nested PromQL of the report (depth 2,000, 10,000 and 50,000; 4 KB to
 // 100 KB) and a subquery of a billion steps to every kind of endpoint, by
-// GET and by form POST. Every request is refused with 400, the process's
+// GET and by form POST, plus remote reads with 100 KB of matchers or a
+// snappy header claiming 1 GiB, and a rule group nested 2,000 deep. Every request is refused with 400, the process's
 // resident memory stays within 256 MiB of its idle figure, and tenant
 // "victim" keeps pushing and querying with a p99 under 1 s.
 func TestNestedPromQLAttack(t *testing.T) {
 	fp := startFluxPulse(t, "-auth.mode=header", "-distributor.ingestion-rate-limit=0")
 	nested := func(n int) string { return strings.Repeat("(", n) + "1" + strings.Repeat(")", n) }
 	attacks := []attack{
-		{http.MethodGet, "/prometheus/api/v1/format_query", "query", nested(2000)},
-		{http.MethodPost, "/prometheus/api/v1/parse_query", "query", nested(10_000)},
-		{http.MethodGet, "/prometheus/api/v1/query", "query", nested(50_000)},
-		{http.MethodPost, "/prometheus/api/v1/query_range", "query", nested(2000)},
-		{http.MethodGet, "/prometheus/api/v1/series", "match[]", "up + " + nested(10_000)},
-		{http.MethodPost, "/api/v1/export", "match[]", "up + " + nested(2000)},
-		{http.MethodGet, "/prometheus/api/v1/query", "query", "count_over_time(vector(1)[1y:1ms])"},
+		{method: http.MethodGet, path: "/prometheus/api/v1/format_query", param: "query", text: nested(2000)},
+		{method: http.MethodPost, path: "/prometheus/api/v1/parse_query", param: "query", text: nested(10_000)},
+		{method: http.MethodGet, path: "/prometheus/api/v1/query", param: "query", text: nested(50_000)},
+		{method: http.MethodPost, path: "/prometheus/api/v1/query_range", param: "query", text: nested(2000)},
+		{method: http.MethodGet, path: "/prometheus/api/v1/series", param: "match[]", text: "up + " + nested(10_000)},
+		{method: http.MethodPost, path: "/api/v1/export", param: "match[]", text: "up + " + nested(2000)},
+		{method: http.MethodGet, path: "/prometheus/api/v1/query", param: "query", text: "count_over_time(vector(1)[1y:1ms])"},
+		readAttack(t, strings.Repeat("a|", 50_000)),
+		{method: http.MethodPost, path: "/prometheus/api/v1/read", contentType: "application/x-protobuf", body: []byte{0x80, 0x80, 0x80, 0x80, 0x04}},
+		{method: http.MethodPost, path: "/api/v1/rules/ns", contentType: "application/yaml",
+			body: []byte("name: g\nrules:\n  - record: x:y\n    expr: '" + nested(2000) + "'\n")},
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
 	call := func(req *http.Request, tenant string) (int, string, error) {
