@@ -49,6 +49,9 @@ type Limits struct {
 	// MaxQueryExpressionDepth bounds how deeply that text nests, as
 	// queryguard counts it, before it is parsed.
 	MaxQueryExpressionDepth int `yaml:"max_query_expression_depth"`
+	// MaxSubquerySteps bounds the steps one subquery evaluates: the
+	// engine allocates per-step arrays for each before evaluating it.
+	MaxSubquerySteps int `yaml:"max_subquery_steps"`
 
 	// Ruler.
 	RulerMaxRuleGroups         int           `yaml:"ruler_max_rule_groups"`
@@ -83,6 +86,7 @@ const (
 	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
 	FlagMaxQueryExprSize       = "querier.max-query-expression-size-bytes"
 	FlagMaxQueryExprDepth      = "querier.max-query-expression-depth"
+	FlagMaxSubquerySteps       = "querier.max-subquery-steps"
 	FlagRulerMaxRuleGroups     = "ruler.max-rule-groups-per-tenant"
 	FlagRulerMaxRulesPerGroup  = "ruler.max-rules-per-rule-group"
 	FlagRulerMinEvalInterval   = "ruler.min-evaluation-interval"
@@ -118,6 +122,7 @@ var keys = map[string]string{
 	FlagMaxConcurrentQueries:   "max_concurrent_queries",
 	FlagMaxQueryExprSize:       "max_query_expression_size_bytes",
 	FlagMaxQueryExprDepth:      "max_query_expression_depth",
+	FlagMaxSubquerySteps:       "max_subquery_steps",
 	FlagRulerMaxRuleGroups:     "ruler_max_rule_groups",
 	FlagRulerMaxRulesPerGroup:  "ruler_max_rules_per_group",
 	FlagRulerMinEvalInterval:   "ruler_min_evaluation_interval",
@@ -148,6 +153,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
 	fs.IntVar(&l.MaxQueryExpressionSizeBytes, FlagMaxQueryExprSize, 64<<10, "Maximum size in bytes of the PromQL of one request (query, or all match[] together, or a rule's expr), checked before parsing. 0 means unlimited.")
 	fs.IntVar(&l.MaxQueryExpressionDepth, FlagMaxQueryExprDepth, 64, "Maximum nesting depth of the PromQL of one request, checked before parsing: each (, [ or { and each operator adds one (see docs/security.md). 0 means unlimited.")
+	fs.IntVar(&l.MaxSubquerySteps, FlagMaxSubquerySteps, 11000, "Maximum steps one subquery may evaluate (its range, plus the range it is evaluated over, divided by its step), as a range query may return at most 11,000 points. 0 means unlimited.")
 	fs.IntVar(&l.RulerMaxRuleGroups, FlagRulerMaxRuleGroups, 70, "Maximum rule groups per tenant. 0 means unlimited.")
 	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
@@ -170,7 +176,7 @@ func (l Limits) Validate() error {
 		FlagMaxQueryLength: float64(l.MaxQueryLength), FlagMaxFetchedSamples: float64(l.MaxFetchedSamplesPerQuery),
 		FlagMaxFetchedSeries: float64(l.MaxFetchedSeriesPerQuery), FlagQueryTimeout: float64(l.QueryTimeout),
 		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxQueryExprSize: float64(l.MaxQueryExpressionSizeBytes),
-		FlagMaxQueryExprDepth: float64(l.MaxQueryExpressionDepth), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
+		FlagMaxQueryExprDepth: float64(l.MaxQueryExpressionDepth), FlagMaxSubquerySteps: float64(l.MaxSubquerySteps), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
 		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),

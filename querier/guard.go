@@ -2,15 +2,22 @@ package querier
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/queryguard"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
 // guard applies queryguard to a request of the query API before any
@@ -22,7 +29,8 @@ import (
 // the request applies its limits. It writes the refusal and returns false,
 // or returns true.
 func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bool {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(ct, "multipart/") {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if strings.HasPrefix(ct, "multipart/") {
 		// Handlers would parse a multipart body themselves, after the
 		// guard: refuse it instead. No Prometheus client sends one.
 		WriteError(w, r, http.StatusUnsupportedMediaType, "multipart bodies are not accepted: send the parameters in the URL or as application/x-www-form-urlencoded")
@@ -33,7 +41,7 @@ func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bo
 	// percent-encoded, plus room for the other parameters) instead of the
 	// 10 MB ParseForm allows.
 	formMax := int64(3*strictest.MaxQueryExpressionSizeBytes + 64<<10)
-	if strictest.MaxQueryExpressionSizeBytes > 0 && r.Body != nil {
+	if ct == "application/x-www-form-urlencoded" && strictest.MaxQueryExpressionSizeBytes > 0 && r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, formMax)
 	}
 	if err := r.ParseForm(); err != nil {
@@ -94,4 +102,55 @@ func (q *Querier) guardRead(w http.ResponseWriter, r *http.Request, ids []string
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return true
+}
+
+// guardedEngine is the engine as the API and the ruler see it: it refuses a
+// query whose subqueries would evaluate more steps than every tenant of
+// the context allows, before the engine allocates for them (#12).
+type guardedEngine struct {
+	*promql.Engine
+	limits      *limits.Overrides
+	parser      parser.Parser
+	defaultStep time.Duration // of a subquery without one
+}
+
+var _ promql.QueryEngine = (*guardedEngine)(nil)
+
+// NewInstantQuery implements promql.QueryEngine.
+func (g *guardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	if err := g.check(ctx, qs, ts, ts, 0); err != nil {
+		return nil, err
+	}
+	return g.Engine.NewInstantQuery(ctx, q, opts, qs, ts)
+}
+
+// NewRangeQuery implements promql.QueryEngine.
+func (g *guardedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	if err := g.check(ctx, qs, start, end, step); err != nil {
+		return nil, err
+	}
+	return g.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+}
+
+// check parses qs (the guard has bounded it; the engine parses it again)
+// and checks its subqueries. Text that does not parse, or a context
+// without tenants, is left to the engine and the queryable to refuse.
+func (g *guardedEngine) check(ctx context.Context, qs string, start, end time.Time, step time.Duration) error {
+	ids, err := tenantauth.Tenants(ctx)
+	if err != nil {
+		return nil
+	}
+	expr, err := g.parser.ParseExpr(qs)
+	if err != nil {
+		return nil
+	}
+	if expr, err = promql.PreprocessExpr(expr, start, end, step); err != nil {
+		return nil
+	}
+	for _, id := range ids {
+		if err := queryguard.CheckSubqueries(id, g.limits.Limits(id), expr, end.Sub(start), g.defaultStep); err != nil {
+			return err
+		}
+	}
+	return nil
 }

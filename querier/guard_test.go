@@ -2,6 +2,9 @@ package querier
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -10,9 +13,12 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/testbin"
 )
 
 // nested is the attack of #12 item 1: '('*n + '1' + ')'*n.
@@ -153,5 +159,104 @@ func TestGuardBodies(t *testing.T) {
 	bomb.Header.Set("Content-Type", "application/x-protobuf")
 	if status, _, body := e.do(t, bomb); status != 400 || !strings.Contains(body, "decompresses to 1073741824 bytes") {
 		t.Fatalf("remote read claiming 1 GiB: %d %s", status, body)
+	}
+}
+
+// stallingSource is a store whose series never come: Select waits for its
+// context to end, as a store stuck on a slow disk or network would (a fault
+// a real store does not produce on demand).
+type stallingSource struct{}
+
+func (stallingSource) Querier(string, int64, int64) (storage.Querier, error) {
+	return stallingQuerier{storage.NoopQuerier()}, nil
+}
+
+func (stallingSource) ChunkQuerier(string, int64, int64) (storage.ChunkQuerier, error) {
+	return storage.NoopChunkedQuerier(), nil
+}
+
+type stallingQuerier struct{ storage.Querier }
+
+func (stallingQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.SeriesSet {
+	<-ctx.Done()
+	return storage.ErrSeriesSet(ctx.Err())
+}
+
+// TestQueryStopsWhenClientLeaves checks what #12 item 1 asks of
+// evaluation: the API hands the request's context to the engine and on to
+// storage, so a query whose client has gone away stops at once, long
+// before its timeout (2 minutes here), and leaves nothing running.
+func TestQueryStopsWhenClientLeaves(t *testing.T) {
+	e := newQueryEnv(t, stallingSource{})
+	running := func() (float64, error) {
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			return 0, err
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "prometheus_engine_queries" {
+				return mf.GetMetric()[0].GetGauge().GetValue(), nil
+			}
+		}
+		return 0, errors.New("no prometheus_engine_queries gauge")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	q := url.Values{"query": {"sum(rate(m[5m]))"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/api/v1/query?"+q.Encode(), nil)
+	req.Header.Set("X-Scope-OrgID", "t")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the query finished: %s", resp.Status)
+		}
+		done <- err
+	}()
+	waitFor := func(want float64) func() error {
+		return func() error {
+			n, err := running()
+			if err == nil && n != want {
+				err = fmt.Errorf("%v queries running, want %v", n, want)
+			}
+			return err
+		}
+	}
+	testbin.Eventually(t, 30*time.Second, waitFor(1))
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v", err)
+	}
+	testbin.Eventually(t, 30*time.Second, waitFor(0))
+}
+
+// TestSubquerySteps is a regression test of #12 item 1: a 40-byte query
+// whose subquery has a billion steps made the engine allocate 500 GB before
+// evaluating anything, and the process died ("fatal error: runtime: out of
+// memory"). It is refused with 400, naming the limit, while ordinary
+// subqueries run.
+func TestSubquerySteps(t *testing.T) {
+	e := newQueryEnv(t)
+	ts := func(d time.Duration) string { return fmt.Sprint(e.now.Add(d).Unix()) }
+	for _, tc := range []struct {
+		name, path string
+		params     url.Values
+		status     int
+		msg        string
+	}{
+		{"ordinary", "/api/v1/query", url.Values{"query": {"max_over_time(rate(m[1m])[10m:1m])"}}, 200, `"status":"success"`},
+		{"a year at 1ms", "/api/v1/query", url.Values{"query": {"count_over_time(vector(1)[1y:1ms])"}}, 400,
+			"evaluates 31536000001 steps (8760h0m0s of range and of the range around it, at a step of 1ms), more than the limit of 11000 of tenant t (-querier.max-subquery-steps"},
+		{"ordinary range", "/api/v1/query_range", url.Values{"query": {"max_over_time(m[10m:1s])"}, "start": {ts(-time.Hour)}, "end": {ts(0)}, "step": {"60"}}, 200, `"status":"success"`},
+		{"the range query's span counts", "/api/v1/query_range", url.Values{"query": {"max_over_time(m[10m:1s])"}, "start": {ts(-24 * time.Hour)}, "end": {ts(0)}, "step": {"60"}}, 400,
+			"evaluates 87001 steps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, typ, body := e.get(t, tc.path, tc.params)
+			if status != tc.status || !strings.Contains(body, tc.msg) || status == 400 && typ != "bad_data" {
+				t.Fatalf("%d %s %s, want %d mentioning %q", status, typ, body, tc.status, tc.msg)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/fluxpulse/fluxpulse/ingester"
@@ -24,12 +25,16 @@ import (
 type queryEnv struct {
 	srv  *httptest.Server
 	q    *Querier
+	ing  *ingester.Ingester
+	reg  *prometheus.Registry
 	ov   *limits.Overrides
 	base limits.Limits
 	now  time.Time
 }
 
-func newQueryEnv(t *testing.T) *queryEnv {
+// newQueryEnv starts the env; extra sources are queried besides the
+// ingester.
+func newQueryEnv(t *testing.T, extra ...Source) *queryEnv {
 	t.Helper()
 	var lim limits.Limits
 	var icfg ingester.Config
@@ -45,7 +50,8 @@ func newQueryEnv(t *testing.T) *queryEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ing.Close() })
-	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, ing), ing, BuildInfo{}, nil, nil)
+	reg := prometheus.NewRegistry()
+	q, err := New(qcfg, NewQueryable(ov, qcfg.LookbackDelta, ing, append([]Source{ing}, extra...)...), ing, BuildInfo{}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +77,7 @@ func newQueryEnv(t *testing.T) *queryEnv {
 	if res, err := ing.Push(t.Context(), "t", req); err != nil || res.Rejected() {
 		t.Fatalf("push: %v %s", err, res.Message(5))
 	}
-	return &queryEnv{srv: srv, q: q, ov: ov, base: lim, now: now}
+	return &queryEnv{srv: srv, q: q, ing: ing, reg: reg, ov: ov, base: lim, now: now}
 }
 
 func (e *queryEnv) get(t *testing.T, path string, params url.Values) (int, string, string) {
@@ -171,27 +177,5 @@ func TestConcurrentQueryLimit(t *testing.T) {
 	close(release)
 	if w := call(); w.Code != 200 {
 		t.Fatalf("after the first finished: %d %s", w.Code, w.Body)
-	}
-}
-
-func TestExport(t *testing.T) {
-	e := newQueryEnv(t)
-	status, _, body := e.get(t, "/api/v1/export", url.Values{"match[]": {`m{s="3"}`}})
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
-	var line exportLine
-	if err := json.Unmarshal([]byte(body), &line); err != nil {
-		t.Fatalf("decode %q: %v", body, err)
-	}
-	if line.Metric["s"] != "3" || len(line.Values) != 120 || len(line.Timestamps) != 120 || line.Values[119] != 119 {
-		t.Fatalf("exported %v with %d values", line.Metric, len(line.Values))
-	}
-	if status, _, body := e.get(t, "/api/v1/export", nil); status != 400 || !strings.Contains(body, "match[]") {
-		t.Fatalf("without match[]: %d %s", status, body)
-	}
-	status, _, body = e.get(t, "/api/v1/export", url.Values{"match[]": {`{__name__="m"}`}})
-	if n := strings.Count(body, "\n"); status != 200 || n != 5 {
-		t.Fatalf("all series: %d, %d lines", status, n)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -67,7 +68,7 @@ type MetadataSource interface {
 // request's context.
 type Querier struct {
 	cfg       Config
-	engine    *promql.Engine
+	engine    *guardedEngine
 	queryable *Queryable
 	limits    *limits.Overrides
 	meta      MetadataSource
@@ -94,9 +95,10 @@ func New(cfg Config, q *Queryable, meta MetadataSource, build BuildInfo, logger 
 		LookbackDelta:            cfg.LookbackDelta,
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryStep.Milliseconds() },
 	})
-	qr := &Querier{cfg: cfg, engine: eng, queryable: q, limits: q.limits, meta: meta, build: build, logger: logger}
+	guarded := &guardedEngine{Engine: eng, limits: q.limits, parser: parser.NewParser(parser.Options{}), defaultStep: subqueryStep}
+	qr := &Querier{cfg: cfg, engine: guarded, queryable: q, limits: q.limits, meta: meta, build: build, logger: logger}
 	api, err := qr.newAPI(reg)
 	if err != nil {
 		return nil, err
@@ -105,8 +107,12 @@ func New(cfg Config, q *Queryable, meta MetadataSource, build BuildInfo, logger 
 	return qr, nil
 }
 
-// Engine returns the PromQL engine, shared with the ruler.
-func (q *Querier) Engine() *promql.Engine { return q.engine }
+// subqueryStep is the step of a subquery that names none.
+const subqueryStep = time.Minute
+
+// Engine returns the PromQL engine, shared with the ruler: it refuses
+// subqueries over the tenant's max_subquery_steps.
+func (q *Querier) Engine() promql.QueryEngine { return q.engine }
 
 func (q *Querier) newAPI(reg prometheus.Registerer) (http.Handler, error) {
 	noCORS, err := regexp.Compile("^$")

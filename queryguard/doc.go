@@ -15,8 +15,15 @@
 // *Error that handlers answer with 400 and that names the limit, its value,
 // the flag and the runtime key.
 //
-// With both limits in force, the worst text accepted parses and prints in
-// bounded time (see BenchmarkWorstAccepted), which is why no parse needs a
-// context. Evaluation has one: the API passes the request's context to the
-// engine.
+// CheckRead does the same for the matchers of a remote-read request, after
+// checking the size its snappy header claims. CheckSubqueries bounds, after
+// parsing and before evaluation, the steps each subquery evaluates
+// (-querier.max-subquery-steps): the engine allocates per-step arrays for a
+// subquery before it evaluates anything. A deletion API calls
+// Check(tenant, lim, "match[]", selectors...) before parsing its selectors.
+//
+// With both text limits in force, the worst text accepted parses in about a
+// millisecond and prints in well under a second (BenchmarkWorstAccepted),
+// which is why no parse needs a context. Evaluation has one: the API passes
+// the request's context to the engine.
 package queryguard

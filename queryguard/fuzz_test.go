@@ -3,7 +3,11 @@ package queryguard
 import (
 	"testing"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/fluxpulse/fluxpulse/limits"
 )
 
 // lexerDepth counts Depth's measure on the tokens of Prometheus's own lexer,
@@ -81,5 +85,29 @@ func FuzzDepth(f *testing.F) {
 			t.Fatalf("Depth(%q) = %d, but the parsed tree is %d deep", s, d, td)
 		}
 		_ = parser.Prettify(e)
+	})
+}
+
+// FuzzCheckRead sends arbitrary bodies to the remote-read check, which
+// decodes snappy and protobuf: it never panics, and what it accepts
+// decompresses within the bound it promises. Seeds are in
+// testdata/fuzz/FuzzCheckRead.
+func FuzzCheckRead(f *testing.F) {
+	q := &prompb.Query{StartTimestampMs: 1, EndTimestampMs: 2, Matchers: []*prompb.LabelMatcher{
+		{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "up"}, {Type: prompb.LabelMatcher_RE, Name: "job", Value: "a|b"}}}
+	b, err := (&prompb.ReadRequest{Queries: []*prompb.Query{q}}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snappy.Encode(nil, b))
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x04})
+	lim := limits.Limits{MaxQueryExpressionSizeBytes: 1 << 10}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if CheckRead("t", lim, body) != nil {
+			return
+		}
+		if n, err := snappy.DecodedLen(body); err != nil || n > maxReadSize(lim) {
+			t.Fatalf("accepted a body that decompresses to %d bytes (%v)", n, err)
+		}
 	})
 }

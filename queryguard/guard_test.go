@@ -5,9 +5,12 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/fluxpulse/fluxpulse/limits"
 )
@@ -171,5 +174,44 @@ func TestCheckRead(t *testing.T) {
 	}
 	if err := CheckRead("t", limits.Limits{}, bomb); err == nil || !strings.Contains(err.Error(), "the most FluxPulse decompresses") {
 		t.Fatalf("unlimited still bounds decompression: %v", err)
+	}
+}
+
+func TestCheckSubqueries(t *testing.T) {
+	lim := defaults(t)
+	now := time.Unix(1_700_000_000, 0)
+	p := parser.NewParser(parser.Options{})
+	for _, tc := range []struct {
+		expr string
+		span time.Duration
+		msg  string
+	}{
+		{"max_over_time(rate(m[5m])[1d:5m])", 0, ""},
+		{"max_over_time(rate(m[5m])[1d:5m])", 7 * 24 * time.Hour, ""}, // 2,304 steps
+		{"max_over_time(m[3h:1s])", 0, ""},                            // 10,801
+		{"max_over_time(m[4h:1s])", 0, "evaluates 14401 steps (4h0m0s of range and of the range around it, at a step of 1s), more than the limit of 11000 of tenant t (-querier.max-subquery-steps, or max_subquery_steps in the runtime file)"},
+		{"count_over_time(vector(1)[1y:1ms])", 0, "evaluates 31536000001 steps"},
+		{"max_over_time(m[1h:1s])", 3 * time.Hour, "evaluates 14401 steps"},           // a range query adds its span
+		{"max_over_time(max_over_time(m[1h:1m])[2h:1s])", 0, ""},                      // the inner: 3h at 1m
+		{"max_over_time(max_over_time(m[2h:1s])[2h:1m])", 0, "evaluates 14401 steps"}, // the inner: 2h + 2h at 1s
+		{"max_over_time(m[(2h+2h):(1s*1)])", 0, "evaluates 14401 steps"},              // duration expressions
+		{"max_over_time(m[12h:])", 0, ""},                                             // the default step, 1m
+		{"max_over_time(m[12d:])", 0, "at a step of 1m0s"},
+	} {
+		e, err := p.ParseExpr(tc.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err = promql.PreprocessExpr(e, now, now.Add(tc.span), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		err = CheckSubqueries("t", lim, e, tc.span, time.Minute)
+		if tc.msg == "" && err != nil || tc.msg != "" && (!errors.Is(err, ErrTooManySteps) || !strings.Contains(err.Error(), tc.msg)) {
+			t.Errorf("%s over %s: %v, want %q", tc.expr, tc.span, err, tc.msg)
+		}
+	}
+	e, _ := p.ParseExpr("count_over_time(vector(1)[1y:1ms])")
+	if err := CheckSubqueries("t", limits.Limits{}, e, 0, time.Minute); err != nil {
+		t.Fatalf("0 means unlimited: %v", err)
 	}
 }
