@@ -167,11 +167,11 @@ func TestGuardBodies(t *testing.T) {
 // a real store does not produce on demand).
 type stallingSource struct{}
 
-func (stallingSource) Querier(string, int64, int64) (storage.Querier, error) {
+func (stallingSource) Querier(context.Context, string, int64, int64) (storage.Querier, error) {
 	return stallingQuerier{storage.NoopQuerier()}, nil
 }
 
-func (stallingSource) ChunkQuerier(string, int64, int64) (storage.ChunkQuerier, error) {
+func (stallingSource) ChunkQuerier(context.Context, string, int64, int64) (storage.ChunkQuerier, error) {
 	return storage.NoopChunkedQuerier(), nil
 }
 
