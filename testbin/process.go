@@ -71,6 +71,9 @@ func (p *Process) Contains(s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
+// Pid returns the process ID, for reading the process's figures from /proc.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig syscall.Signal) error {
 	return p.cmd.Process.Signal(sig)
