@@ -49,24 +49,25 @@ func stored(t *testing.T, ing *Ingester, tenant, name string) int {
 	return n
 }
 
-// TestSamplesDroppedAtCommitAreRefused sends, in one request, samples that
-// the head's appender accepts one by one but drops at Commit (#12: they were
-// answered 204 and lost): every sample must be stored or refused with the
-// reason it gets when it comes alone in a request of its own.
-func TestSamplesDroppedAtCommitAreRefused(t *testing.T) {
+// commitDrop is a case of TestSamplesDroppedAtCommitAreRefused.
+type commitDrop struct {
+	name     string
+	window   time.Duration
+	before   []pt // pushed first, in a request of their own
+	series   [][]pt
+	extra    []labels.Label // labels of the second entry, when it should differ as sent
+	written  int            // counted as stored (equal duplicates are no-ops counted as stored)
+	inHead   int            // samples a query finds
+	refused  int
+	reason   string
+	noReason bool
+}
+
+// commitDrops are the shapes of request whose samples the head drops at
+// Commit, and some it stores, for contrast.
+func commitDrops() []commitDrop {
 	empty := []labels.Label{{Name: "a", Value: ""}} // the same series once empty labels are dropped
-	for _, tc := range []struct {
-		name     string
-		window   time.Duration
-		before   []pt // pushed first, in a request of their own
-		series   [][]pt
-		extra    []labels.Label // labels of the second entry, when it should differ as sent
-		written  int            // counted as stored (equal duplicates are no-ops counted as stored)
-		inHead   int            // samples a query finds
-		refused  int
-		reason   string
-		noReason bool
-	}{
+	return []commitDrop{
 		{name: "backwards in one series", series: [][]pt{{{t: 2, v: 1}, {t: 1, v: 2}}},
 			written: 1, inHead: 1, refused: 1, reason: "out-of-order sample"},
 		{name: "same series twice, the second older", series: [][]pt{{{t: 2, v: 1}}, {{t: 1, v: 2}}},
@@ -106,7 +107,15 @@ func TestSamplesDroppedAtCommitAreRefused(t *testing.T) {
 			written: 1, inHead: 1, refused: 1, reason: "different value than the sample already stored"},
 		{name: "window: histograms backwards inside it", window: time.Hour, series: [][]pt{{{t: 2, h: 1}, {t: 1, h: 2}}, {{t: 1, h: 3}}},
 			written: 2, inHead: 2, refused: 1, reason: "different value than the sample already stored"},
-	} {
+	}
+}
+
+// TestSamplesDroppedAtCommitAreRefused sends, in one request, samples that
+// the head's appender accepts one by one but drops at Commit (#12: they were
+// answered 204 and lost): every sample must be stored or refused with the
+// reason it gets when it comes alone in a request of its own.
+func TestSamplesDroppedAtCommitAreRefused(t *testing.T) {
+	for _, tc := range commitDrops() {
 		for _, keyed := range []bool{false, true} {
 			name := tc.name
 			if keyed {
