@@ -75,7 +75,6 @@ func (d *Distributor) readCompressed(w http.ResponseWriter, r *http.Request) (*[
 // -distributor.max-request-size.
 func (d *Distributor) fill(body io.Reader, buf **[]byte) error {
 	limit := d.cfg.MaxRequestSize
-	tooLarge := &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes (-%s)", limit, FlagMaxRequestSize)}
 	for {
 		b := **buf
 		if len(b) < cap(b) {
@@ -83,7 +82,7 @@ func (d *Distributor) fill(body io.Reader, buf **[]byte) error {
 			**buf = b[:len(b)+n]
 			switch {
 			case len(b)+n > limit:
-				return tooLarge
+				return d.tooLarge()
 			case errors.Is(err, io.EOF):
 				return nil
 			case err != nil:
@@ -102,7 +101,7 @@ func (d *Distributor) fill(body io.Reader, buf **[]byte) error {
 		case n == 0:
 			continue
 		case len(b) >= limit:
-			return tooLarge
+			return d.tooLarge()
 		}
 		nb, gerr := d.bufs.grow(*buf, min(2*cap(b), limit))
 		*buf = nb
@@ -114,6 +113,10 @@ func (d *Distributor) fill(body io.Reader, buf **[]byte) error {
 			return nil
 		}
 	}
+}
+
+func (d *Distributor) tooLarge() error {
+	return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes (-%s)", d.cfg.MaxRequestSize, FlagMaxRequestSize)}
 }
 
 func readError(err error, timeout time.Duration) error {
