@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"flag"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +88,7 @@ func TestInflightBytesBudget(t *testing.T) {
 		})
 		go func() { _, _ = pw.Write(make([]byte, firstBuffer)) }()
 	}
-	waitFor(t, "the held requests take their buffers", func() bool { return d.bufs.inflight.Load() == held*firstBuffer })
+	waitFor(t, "the held requests take their buffers", func() bool { return d.bufs.inUse() == held*firstBuffer })
 	post := func(raw []byte) (int, string, string) {
 		resp, err := http.Post(url, "", bytes.NewReader(snappy.Encode(nil, raw)))
 		if err != nil {
@@ -112,7 +114,7 @@ func TestInflightBytesBudget(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "the budget is free again", func() bool { return d.bufs.inflight.Load() == 0 })
+	waitFor(t, "the budget is free again", func() bool { return d.bufs.inUse() == 0 })
 }
 
 // TestIdleTrim checks that memory is handed back once a burst that
@@ -130,13 +132,13 @@ func TestIdleTrim(t *testing.T) {
 	}
 	d.bufs.put(bufs[0])
 	time.Sleep(2 * d.bufs.idle) // the others in flight: nothing may be trimmed
-	if n := d.bufs.trims.Load(); n != 0 {
+	if n := d.bufs.trimCount(); n != 0 {
 		t.Fatalf("%d trims with buffers in flight", n)
 	}
 	for _, b := range bufs[1:] {
 		d.bufs.put(b)
 	}
-	waitFor(t, "a trim once idle", func() bool { return d.bufs.trims.Load() == 1 })
+	waitFor(t, "a trim once idle", func() bool { return d.bufs.trimCount() == 1 })
 }
 
 // FuzzDecompress feeds arbitrary bodies to the snappy path: it must never
@@ -154,7 +156,7 @@ func FuzzDecompress(f *testing.F) {
 			if buf != nil {
 				t.Fatal("a buffer came with an error")
 			}
-			if d.bufs.inflight.Load() != 0 {
+			if d.bufs.inUse() != 0 {
 				t.Fatal("a failed decompression kept its buffer")
 			}
 			return
@@ -168,7 +170,7 @@ func FuzzDecompress(f *testing.F) {
 			t.Fatalf("decoded %d bytes, snappy says %d (%v)", len(out), len(want), werr)
 		}
 		d.bufs.put(buf)
-		if d.bufs.inflight.Load() != 0 {
+		if d.bufs.inUse() != 0 {
 			t.Fatal("buffer not given back")
 		}
 	})
@@ -203,5 +205,39 @@ func TestSnappyBoundIsTight(t *testing.T) {
 	n, header := binary.Uvarint(zeros)
 	if int(n) > maxSnappyDecodedLen(len(zeros), header) {
 		t.Fatalf("the encoder's %d bytes of 8 MiB of zeros claim more than the bound", len(zeros))
+	}
+}
+
+// TestBuffersNeverHoldMoreThanTheBudget takes and returns buffers of random
+// sizes: the buffers handed out and those kept for reuse never hold more
+// than the budget together, and every refusal is for want of room.
+func TestBuffersNeverHoldMoreThanTheBudget(t *testing.T) {
+	p := &bodyBuffers{limit: 8 << 20, idle: time.Hour}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var out []*[]byte
+	for range 10_000 {
+		if len(out) > 0 && rnd.IntN(2) == 0 {
+			k := rnd.IntN(len(out))
+			p.put(out[k])
+			out = slices.Delete(out, k, k+1)
+		} else {
+			n := 1 + rnd.IntN(3<<20)
+			before := p.inUse()
+			b, err := p.get(n)
+			switch {
+			case err != nil && before+int64(bufferSize(n)) <= p.limit:
+				t.Fatalf("refused %d bytes with %d in use of %d: %v", n, before, p.limit, err)
+			case err == nil && cap(*b) < n:
+				t.Fatalf("asked for %d bytes, got %d", n, cap(*b))
+			case err == nil:
+				out = append(out, b)
+			}
+		}
+		p.mu.Lock()
+		held := p.inflight + p.kept
+		p.mu.Unlock()
+		if held > p.limit {
+			t.Fatalf("buffers hold %d bytes, over the budget of %d", held, p.limit)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg p
 	bufs := &bodyBuffers{limit: int64(cfg.MaxInflightBytes), idle: trimIdle}
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fluxpulse_distributor_inflight_body_bytes", Help: "Bytes of request bodies, compressed and decompressed, held in memory now (the limit is -" + FlagMaxInflightBytes + ")."},
-		func() float64 { return float64(bufs.inflight.Load()) })
+		func() float64 { return float64(bufs.inUse()) })
 	return &Distributor{
 		cfg: cfg, pusher: p, limits: lim, logger: logger, now: time.Now,
 		bufs: bufs,

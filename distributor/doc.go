@@ -22,10 +22,10 @@
 // -distributor.body-read-timeout (408); the length its snappy header claims
 // is checked against what the block can decode to at most and against
 // -distributor.max-decompressed-request-size before anything is allocated
-// for it (400, 413). The compressed and the decompressed body come from
-// power-of-two pools and are counted, across all requests, against
-// -distributor.max-inflight-bytes (503 with Retry-After over it); see
-// bodyBuffers for how memory goes back to the operating system after a
-// burst. The decoded request aliases the decompressed body, so the Pusher
+// for it (400, 413). The compressed and the decompressed body are reused
+// from power-of-two free lists and counted, in use or kept, across all
+// requests, against -distributor.max-inflight-bytes (503 with Retry-After
+// over it); see bodyBuffers for how memory goes back to the operating
+// system after a burst. The decoded request aliases the decompressed body, so the Pusher
 // must copy what it keeps.
 package distributor
