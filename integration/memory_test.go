@@ -160,7 +160,14 @@ func TestSnappyBodiesCannotExhaustMemory(t *testing.T) {
 	warm := make(chan struct{})
 	q := &quietTenant{start: time.Now().Add(-time.Hour)}
 	q.run(t, fp.url(), warm)
-	time.Sleep(time.Second) // a warm-up of the quiet tenant; nothing waits on it
+	testbin.Eventually(t, time.Minute, func() error {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if len(q.pushes) < 20 || len(q.reads) < 20 {
+			return fmt.Errorf("warm-up: %d pushes and %d queries so far", len(q.pushes), len(q.reads))
+		}
+		return nil
+	})
 	close(warm)
 	q.wg.Wait()
 	idle := rss(t, pid)
