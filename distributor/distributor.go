@@ -1,22 +1,18 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -29,24 +25,38 @@ import (
 type Config struct {
 	MaxRequestSize             int
 	MaxDecompressedRequestSize int
+	MaxInflightBytes           int
+	BodyReadTimeout            time.Duration
 }
 
 // Flag names, quoted in the errors they cause.
 const (
 	FlagMaxRequestSize             = "distributor.max-request-size"
 	FlagMaxDecompressedRequestSize = "distributor.max-decompressed-request-size"
+	FlagMaxInflightBytes           = "distributor.max-inflight-bytes"
+	FlagBodyReadTimeout            = "distributor.body-read-timeout"
 )
 
 // RegisterFlags registers the distributor's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRequestSize, FlagMaxRequestSize, 16<<20, "Maximum size in bytes of a compressed remote-write request body.")
 	fs.IntVar(&c.MaxDecompressedRequestSize, FlagMaxDecompressedRequestSize, 64<<20, "Maximum size in bytes of a remote-write request once decompressed.")
+	fs.IntVar(&c.MaxInflightBytes, FlagMaxInflightBytes, 128<<20, "Maximum bytes of remote-write request bodies, compressed and decompressed, held in memory at once across all requests; a request that would go over it is refused with 503 and Retry-After. At least -"+FlagMaxRequestSize+" plus -"+FlagMaxDecompressedRequestSize+", each rounded up to a power of two.")
+	fs.DurationVar(&c.BodyReadTimeout, FlagBodyReadTimeout, 30*time.Second, "How long a remote-write request body may take to arrive once its headers are read; a slower one is refused with 408. Prometheus gives up on a request after its remote_timeout, 30s by default.")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if c.MaxRequestSize <= 0 || c.MaxDecompressedRequestSize <= 0 {
-		return fmt.Errorf("-%s and -%s must be positive", FlagMaxRequestSize, FlagMaxDecompressedRequestSize)
+	if c.MaxRequestSize <= 0 || c.MaxDecompressedRequestSize <= 0 || c.BodyReadTimeout <= 0 {
+		return fmt.Errorf("-%s, -%s and -%s must be positive", FlagMaxRequestSize, FlagMaxDecompressedRequestSize, FlagBodyReadTimeout)
+	}
+	// The most one request can hold: its compressed body while it grows
+	// (the old buffer and the new one, twice as large), or the whole
+	// compressed body and the decompressed one; each is rounded up to a
+	// power of two.
+	body, raw := bufferSize(c.MaxRequestSize), bufferSize(c.MaxDecompressedRequestSize)
+	if need := max(body+body/2, body+raw); c.MaxInflightBytes < need {
+		return fmt.Errorf("-%s must be at least -%s plus -%s, each rounded up to a power of two: %d bytes; got %d", FlagMaxInflightBytes, FlagMaxRequestSize, FlagMaxDecompressedRequestSize, need, c.MaxInflightBytes)
 	}
 	return nil
 }
@@ -86,7 +96,7 @@ type Distributor struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	bufs     sync.Pool // *[]byte, for compressed and decompressed bodies
+	bufs     *bodyBuffers
 	rates    rateLimiters
 	observer Observer
 
@@ -107,9 +117,13 @@ func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg p
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
+	bufs := &bodyBuffers{limit: int64(cfg.MaxInflightBytes), idle: trimIdle}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fluxpulse_distributor_inflight_body_bytes", Help: "Bytes of request bodies, compressed and decompressed, held in memory now (the limit is -" + FlagMaxInflightBytes + ")."},
+		func() float64 { return float64(bufs.inUse()) })
 	return &Distributor{
 		cfg: cfg, pusher: p, limits: lim, logger: logger, now: time.Now,
-		bufs: sync.Pool{New: func() any { return new([]byte) }},
+		bufs: bufs,
 		received: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_received_samples_total", Help: "Samples, histograms and exemplars received per tenant, before validation."}, []string{"tenant", "type"}),
 		recvBytes: f.NewCounterVec(prometheus.CounterOpts{
@@ -173,6 +187,9 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record) (remotewrite.Version, int) {
 	fail := func(v remotewrite.Version, err error) (remotewrite.Version, int) {
 		status := statusOf(err)
+		if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
 		http.Error(w, err.Error(), status)
 		return v, status
 	}
@@ -198,20 +215,16 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record)
 		w.Header().Set("Retry-After", "1")
 		return fail(ver, d.rateError(tenant, lim, -1))
 	}
-	cbuf := d.getBuf()
-	defer d.putBuf(cbuf)
-	body, err := d.readBody(r, cbuf)
+	body, err := d.readBody(w, r)
+	if body.wire > 0 {
+		d.recvBytes.WithLabelValues(tenant).Add(float64(body.wire))
+		rec.Bytes = body.wire
+	}
 	if err != nil {
 		return fail(ver, err)
 	}
-	d.recvBytes.WithLabelValues(tenant).Add(float64(len(body)))
-	rec.Bytes = len(body)
-	dbuf := d.getBuf()
-	defer d.putBuf(dbuf)
-	raw, err := d.decompress(body, dbuf)
-	if err != nil {
-		return fail(ver, err)
-	}
+	defer d.bufs.put(body.buf)
+	raw := body.data
 
 	req := remotewrite.GetRequest()
 	defer remotewrite.Release(req)
@@ -241,7 +254,7 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record)
 		h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(res.Exemplars))
 	}
 	if err != nil {
-		return fail(ver, d.pushError(w, tenant, err))
+		return fail(ver, d.pushError(tenant, err))
 	}
 	if res.Rejected() {
 		return fail(ver, &httpError{http.StatusBadRequest, res.Message(total)})
@@ -277,12 +290,11 @@ func (d *Distributor) checkRate(tenant string, req *remotewrite.Request) (time.D
 var ErrRateLimited = remotewrite.NewError(remotewrite.ErrLimited, "ingestion rate limit reached")
 
 // pushError is the answer to a push the Pusher failed: its status comes from
-// statusOf; a retryable one says so.
-func (d *Distributor) pushError(w http.ResponseWriter, tenant string, err error) error {
+// statusOf; a retryable one says so (and a 503 gets Retry-After).
+func (d *Distributor) pushError(tenant string, err error) error {
 	status := statusOf(err)
 	switch {
 	case status == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
 		return &httpError{status, "the samples were not stored, retry: " + err.Error()}
 	case status >= 500:
 		d.logger.Warn("push failed", "tenant", tenant, "err", err)
@@ -338,53 +350,4 @@ func (d *Distributor) push(ctx context.Context, tenant string, req *remotewrite.
 		d.discarded.WithLabelValues(tenant).Add(float64(res.RejectedSamples))
 	}
 	return res, nil
-}
-
-func (d *Distributor) readBody(r *http.Request, buf *[]byte) ([]byte, error) {
-	limit := d.cfg.MaxRequestSize
-	if r.ContentLength > int64(limit) {
-		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (-%s)", r.ContentLength, limit, FlagMaxRequestSize)}
-	}
-	b := bytes.NewBuffer((*buf)[:0])
-	if r.ContentLength > 0 {
-		b.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	n, err := b.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
-	*buf = b.Bytes()[:0]
-	if err != nil {
-		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err)}
-	}
-	if n > int64(limit) {
-		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes (-%s)", limit, FlagMaxRequestSize)}
-	}
-	return b.Bytes(), nil
-}
-
-func (d *Distributor) decompress(body []byte, buf *[]byte) ([]byte, error) {
-	n, err := snappy.DecodedLen(body)
-	if err != nil {
-		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("body is not valid snappy block format: %v", err)}
-	}
-	if limit := d.cfg.MaxDecompressedRequestSize; n > limit {
-		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body decompresses to %d bytes, more than the limit of %d bytes (-%s)", n, limit, FlagMaxDecompressedRequestSize)}
-	}
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	out, err := snappy.Decode((*buf)[:cap(*buf)], body)
-	if err != nil {
-		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("body is not valid snappy block format: %v", err)}
-	}
-	return out, nil
-}
-
-// maxPooledBuffer keeps one outsized request from pinning its memory.
-const maxPooledBuffer = 8 << 20
-
-func (d *Distributor) getBuf() *[]byte { return d.bufs.Get().(*[]byte) }
-
-func (d *Distributor) putBuf(b *[]byte) {
-	if cap(*b) <= maxPooledBuffer {
-		d.bufs.Put(b)
-	}
 }

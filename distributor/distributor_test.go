@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -442,4 +443,66 @@ func TestIngesterUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("first", "shutting down")
+}
+
+// TestRefusedInOneRequestAsWhenAlone sends pairs of samples that the head
+// accepts one by one but drops at Commit when they come in one request
+// (#12: 204, and the later sample gone). The later sample must be refused
+// with the very reason it gets when sent alone after the first.
+func TestRefusedInOneRequestAsWhenAlone(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now().Add(-time.Minute).UnixMilli()
+	sample := func(v float64, at int64) prompb.TimeSeries {
+		s := ts("m", "job", "j")
+		s.Samples = []prompb.Sample{{Value: v, Timestamp: at}}
+		return s
+	}
+	for k, tc := range []struct {
+		name          string
+		first, second prompb.TimeSeries
+	}{
+		{name: "backwards in one series", first: sample(1, now), second: sample(2, now-1000)},
+		{name: "same series twice, the second older", first: sample(1, now), second: sample(2, now-1000)},
+		{name: "duplicate timestamp with another value", first: sample(1, now), second: sample(2, now)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			together := []prompb.TimeSeries{tc.first, tc.second}
+			if tc.name == "backwards in one series" {
+				s := tc.first
+				s.Samples = append(slices.Clone(s.Samples), tc.second.Samples...)
+				together = []prompb.TimeSeries{s}
+			}
+			r := e.post(t, "together-"+fmt.Sprint(k), ctV1, "snappy", encodeV1(t, &prompb.WriteRequest{Timeseries: together}))
+			if r.status != 400 {
+				t.Fatalf("together: %d %q, want 400", r.status, r.body)
+			}
+			alone := "alone-" + fmt.Sprint(k)
+			if r := e.post(t, alone, ctV1, "snappy", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tc.first}})); r.status != 204 {
+				t.Fatalf("first alone: %d %s", r.status, r.body)
+			}
+			ra := e.post(t, alone, ctV1, "snappy", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tc.second}}))
+			_, reason, _ := strings.Cut(r.body, "\n")
+			_, reasonAlone, _ := strings.Cut(ra.body, "\n")
+			if ra.status != 400 || reason != reasonAlone {
+				t.Fatalf("together the reason is %q, alone (%d) %q", reason, ra.status, reasonAlone)
+			}
+		})
+	}
+}
+
+// TestExemplarsWithoutData is the remote-write 2.0 receiver compliance case
+// exemplars_without_data: exemplars for a series with no sample anywhere are
+// stored and counted (#12: 204 with Exemplars-Written 0).
+func TestExemplarsWithoutData(t *testing.T) {
+	e := newEnv(t, nil)
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "orphan_metric"), nil),
+		Exemplars:  []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "orphan_trace"), nil), Value: 42, Timestamp: time.Now().UnixMilli()}},
+	}}}
+	req.Symbols = st.Symbols()
+	r := e.post(t, "t", ctV2, "snappy", encodeV2(t, req))
+	if r.status != 204 || r.written != [3]string{"0", "0", "1"} {
+		t.Fatalf("%d %q written %v, want 204 with [0 0 1]", r.status, r.body, r.written)
+	}
 }

@@ -94,6 +94,7 @@ type Ingester struct {
 	tenants map[string]*tenant
 	closed  bool
 	ready   atomic.Bool
+	orders  orderPool // per-push tables of what was appended, see order.go
 
 	m metrics
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -71,21 +72,35 @@ func request(name string, ts int64, v float64, exemplars bool, meta remotewrite.
 
 func samples(t *testing.T, ing *Ingester, tenant, name string) []float64 {
 	t.Helper()
+	var out []float64
+	eachSample(t, ing, tenant, name, func(typ chunkenc.ValueType, it chunkenc.Iterator) {
+		if typ == chunkenc.ValFloat {
+			_, v := it.At()
+			out = append(out, v)
+		}
+	})
+	return out
+}
+
+// eachSample calls f for every sample, of any type, of the series named
+// name, with the iterator positioned on it.
+func eachSample(t *testing.T, ing *Ingester, tenant, name string, f func(chunkenc.ValueType, chunkenc.Iterator)) {
+	t.Helper()
 	q, err := ing.Querier(t.Context(), tenant, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
 	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
-	var out []float64
 	for ss.Next() {
 		it := ss.At().Iterator(nil)
-		for it.Next() != 0 {
-			_, v := it.At()
-			out = append(out, v)
+		for typ := it.Next(); typ != chunkenc.ValNone; typ = it.Next() {
+			f(typ, it)
 		}
 	}
-	return out
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRestartReplaysEverything(t *testing.T) {

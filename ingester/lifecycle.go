@@ -150,15 +150,23 @@ func (i *Ingester) DeleteTenant(id string) error {
 		return ErrClosed
 	}
 	t, ok := i.tenants[id]
+	var (
+		idle  <-chan struct{}
+		owner bool
+	)
 	if !ok {
 		// Not open: hold the name while the directory goes, so that no push
-		// creates a TSDB in it meanwhile.
+		// creates a TSDB in it meanwhile. It is retired before anyone can
+		// see it, as it has no TSDB to hand out.
 		t = newTenant(id)
 		close(t.opened)
+		idle, owner = t.retire()
 		i.tenants[id] = t
 	}
 	i.mu.Unlock()
-	idle, owner := t.retire()
+	if ok {
+		idle, owner = t.retire()
+	}
 	if !owner {
 		// Another deletion, or the ingester's Close, has it.
 		<-t.finished

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +55,7 @@ func TestDeleteTenantDuringPushesAndQueries(t *testing.T) {
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var done atomic.Int64 // pushes and queries finished
 	errs := make(chan error, 100)
 	report := func(err error) {
 		select {
@@ -81,6 +84,7 @@ func TestDeleteTenantDuringPushesAndQueries(t *testing.T) {
 			if err != nil || res.Rejected() {
 				report(fmt.Errorf("push %d/%d: %v %s", w, r, err, res.Message(1)))
 			}
+			done.Add(1)
 		})
 	}
 	for range 2 {
@@ -88,10 +92,16 @@ func TestDeleteTenantDuringPushesAndQueries(t *testing.T) {
 			if err := readAll(t.Context(), ing, "doomed"); err != nil {
 				report(fmt.Errorf("query: %w", err))
 			}
+			done.Add(1)
 		})
 	}
 	for range 10 {
-		time.Sleep(20 * time.Millisecond) // let pushes and queries get going; not a wait for anything
+		// Each deletion comes after pushes and queries of the TSDB it deletes.
+		seen := done.Load()
+		deadline := time.Now().Add(30 * time.Second)
+		for done.Load() < seen+5 && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
 		if err := ing.DeleteTenant("doomed"); err != nil {
 			report(fmt.Errorf("delete: %w", err))
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -45,9 +44,13 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 		_ = app.Rollback()
 		return res, fmt.Errorf("BUG: TSDB appender %T does not append exemplars", app)
 	}
-	p := pusher{app: exApp, lim: lim, res: &res, b: labels.NewScratchBuilder(16), refs: t.refs, validate: req.Validate}
+	getRef, _ := app.(storage.GetRef)
+	o := i.orders.get(req)
+	defer i.orders.put(o)
+	p := pusher{app: exApp, getRef: getRef, db: t.db, head: t.db.Head(), lim: lim, res: &res, b: labels.NewScratchBuilder(16),
+		refs: t.refs, validate: req.Validate, order: o}
 	for k := range req.Series {
-		if err := p.series(&req.Series[k], k, t.meta); err != nil {
+		if err := p.series(ctx, &req.Series[k], k, t.meta); err != nil {
 			_ = app.Rollback()
 			return remotewrite.Result{}, err
 		}
@@ -71,6 +74,9 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 // pusher appends the series of one request through one appender.
 type pusher struct {
 	app      storage.ExemplarAppenderV2
+	getRef   storage.GetRef // nil: every series is looked up by Append
+	db       *tsdb.DB
+	head     *tsdb.Head
 	lim      limits.Limits
 	res      *remotewrite.Result
 	b        labels.ScratchBuilder
@@ -78,6 +84,12 @@ type pusher struct {
 	rejects  map[string]int
 	refs     *refCache
 	validate remotewrite.Validator
+
+	// What the request appended so far, and where the push is in it: the
+	// entry, and how many of its samples and histograms it kept.
+	order       *order
+	entry       int
+	kept, keptH int
 }
 
 // seriesState is what the pusher knows of the series being appended.
@@ -115,27 +127,98 @@ func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 			return st, false
 		}
 	}
-	p.labels(&st)
+	st.ref = p.lookup(p.labels(&st))
 	return st, true
 }
 
-// append appends one sample (v, or h, or fh). A cached reference whose
-// series the head deleted meanwhile makes the head refuse the empty label
-// set; the series is then looked up by its labels, and the cache fixed.
-func (p *pusher) append(st *seriesState, sst, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
-	r, err := p.app.Append(st.ref, st.ls, sst, t, v, h, fh, storage.AOptions{})
-	if st.known && st.ls.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
-		p.refs.forget(st.s.Key)
-		st.ref, st.known = 0, false
-		r, err = p.app.Append(0, p.labels(st), sst, t, v, h, fh, storage.AOptions{})
+// lookup returns the head's reference of the series with labels ls, or 0
+// when the head has no such series (yet).
+func (p *pusher) lookup(ls labels.Labels) storage.SeriesRef {
+	if p.getRef == nil {
+		return 0
 	}
-	if r != 0 {
-		st.ref = r
-	}
-	return err
+	ls = ls.WithoutEmpty() // as the head stores them
+	ref, _ := p.getRef.GetRef(ls, ls.Hash())
+	return ref
 }
 
-func (p *pusher) series(s *remotewrite.Series, index int, meta *metadataStore) error {
+// add appends one sample of the series, unless what the request appended
+// before makes the head drop it at Commit: then it is refused (or, repeating
+// a sample, counted as stored without being appended). It reports whether
+// the sample counts as stored; an error is a series limit's refusal or a
+// fault of the store.
+//
+// A cached reference whose series the head deleted meanwhile makes the head
+// refuse the empty label set; the series is then looked up by its labels,
+// the cache fixed, and the sample judged again.
+func (p *pusher) add(st *seriesState, sst int64, v value) (bool, error) {
+	for {
+		switch reason, noop := p.judge(p.order.find(st.ref), v); {
+		case noop:
+			return true, nil
+		case reason != "":
+			p.refuse(reason, nil, st, v.t)
+			return false, nil
+		}
+		r, err := p.app.Append(st.ref, st.ls, sst, v.t, v.v, v.h, v.fh, storage.AOptions{})
+		if st.known && st.ls.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
+			p.refs.forget(st.s.Key)
+			st.known = false
+			st.ref = p.lookup(p.labels(st))
+			continue
+		}
+		if r != 0 {
+			st.ref = r
+		}
+		if err != nil && !errors.Is(err, (*storage.AppendPartialError)(nil)) {
+			if isSeriesLimitError(err) {
+				return false, err
+			}
+			return false, p.appendErr(err, st, v.t)
+		}
+		p.order.add(st.ref, p.entry, v)
+		return true, nil
+	}
+}
+
+// judge returns why v must be refused given what the request appended to
+// its series before (s, nil if nothing), or noop when v repeats such a
+// sample; see order.go.
+func (p *pusher) judge(s *seenSeries, v value) (reason string, noop bool) {
+	if s == nil || v.t > s.newest.t {
+		return "", false
+	}
+	if v.t == s.newest.t {
+		if v.same(s.newest) {
+			return "", true
+		}
+		return "duplicate_timestamp", false
+	}
+	window := p.lim.OutOfOrderTimeWindow.Milliseconds()
+	if window <= 0 {
+		if minValid, ok := p.head.AppendableMinValidTime(); ok && v.t < minValid {
+			return "out_of_bounds", false
+		}
+		return "out_of_order", false
+	}
+	if !s.tracked {
+		p.order.track(s, p.entry, p.kept, p.keptH)
+	}
+	if old, ok := p.order.appended[seenKey{s.ref, v.t}]; ok {
+		if v.same(old) {
+			return "", true
+		}
+		return "duplicate_timestamp", false
+	}
+	// Commit inserts it out of order only within the window of the head's
+	// newest time when the appender was made; now it is as new or newer.
+	if v.t < p.head.MaxTime()-window {
+		return "too_old", false
+	}
+	return "", false
+}
+
+func (p *pusher) series(ctx context.Context, s *remotewrite.Series, index int, meta *metadataStore) error {
 	st, ok := p.start(s, index)
 	if !ok {
 		return nil
@@ -143,41 +226,50 @@ func (p *pusher) series(s *remotewrite.Series, index int, meta *metadataStore) e
 	if p.validate != nil {
 		p.validate.Samples(s, p.res)
 	}
+	p.entry, p.kept, p.keptH = index, 0, 0
 	for k, smp := range s.Samples {
-		err := p.append(&st, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil)
+		ok, err := p.add(&st, smp.StartTimestamp, value{t: smp.Timestamp, v: smp.Value})
 		if isSeriesLimitError(err) {
 			// The series does not exist and may not be created: refuse the
 			// rest of it at once rather than sample by sample.
 			p.rejectSeries(err, len(s.Samples)-k+len(s.Histograms))
+			s.Samples, s.Histograms = s.Samples[:p.kept], nil
 			return nil
 		}
-		if err := p.appendErr(err, &st, smp.Timestamp); err != nil {
+		if err != nil {
 			return err
 		}
-		if err == nil {
+		if ok {
+			// Keep only what was stored: what the request appended to the
+			// series is read back from its entries (order.track).
+			s.Samples[p.kept] = smp
+			p.kept++
 			p.res.Samples++
 		}
 	}
+	s.Samples = s.Samples[:p.kept]
 	for k, h := range s.Histograms {
-		err := p.append(&st, h.StartTimestamp, h.Timestamp, 0, h.H, h.FH)
+		ok, err := p.add(&st, h.StartTimestamp, value{t: h.Timestamp, h: h.H, fh: h.FH})
 		if isSeriesLimitError(err) {
 			p.rejectSeries(err, len(s.Histograms)-k)
+			s.Histograms = s.Histograms[:p.keptH]
 			return nil
 		}
-		if err := p.appendErr(err, &st, h.Timestamp); err != nil {
+		if err != nil {
 			return err
 		}
-		if err == nil {
+		if ok {
+			s.Histograms[p.keptH] = h
+			p.keptH++
 			p.res.Histograms++
 		}
 	}
+	s.Histograms = s.Histograms[:p.keptH]
 	if !st.known && st.ref != 0 {
 		p.refs.put(s.Key, st.ref)
 	}
-	// Exemplars may come in a series of their own; they attach to a series
-	// that exists already, here or from an earlier request.
 	if len(s.Exemplars) > 0 && p.lim.MaxExemplars > 0 {
-		p.appendExemplars(st.ref, p.labels(&st), s.Exemplars)
+		p.appendExemplars(ctx, &st, s.Exemplars)
 	}
 	if !s.Metadata.IsEmpty() {
 		meta.add(familyName(metricName(s.Labels), s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
@@ -194,12 +286,9 @@ func metricName(ls []labels.Label) string {
 	return ""
 }
 
-// appendErr records a refused sample and returns nil, or returns the error
-// when it is a fault of the store rather than of the sample.
+// appendErr records a sample the head refused and returns nil, or returns
+// the error when it is a fault of the store rather than of the sample.
 func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
-	if err == nil || errors.Is(err, (*storage.AppendPartialError)(nil)) {
-		return nil
-	}
 	var reason string
 	switch {
 	case errors.Is(err, storage.ErrOutOfOrderSample):
@@ -215,6 +304,12 @@ func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
 	default:
 		return err
 	}
+	p.refuse(reason, err, st, ts)
+	return nil
+}
+
+// refuse records a refused sample of the series at ts.
+func (p *pusher) refuse(reason string, err error, st *seriesState, ts int64) {
 	if p.rejects == nil {
 		p.rejects = map[string]int{}
 	}
@@ -222,7 +317,6 @@ func (p *pusher) appendErr(err error, st *seriesState, ts int64) error {
 	// The message is built only if it will be reported: a flood of refused
 	// samples must not cost formatting each.
 	p.res.RejectFunc(0, 1, func() string { return p.rejectMessage(reason, err, p.labels(st), ts) })
-	return nil
 }
 
 func (p *pusher) rejectMessage(reason string, err error, ls labels.Labels, ts int64) string {
@@ -259,26 +353,4 @@ func isSeriesLimitError(err error) bool {
 func isHistogramError(err error) bool {
 	_, ok := errors.AsType[histogram.Error](err)
 	return ok
-}
-
-func (p *pusher) appendExemplars(ref storage.SeriesRef, ls labels.Labels, in []remotewrite.Exemplar) {
-	p.exs = p.exs[:0]
-	for _, e := range in {
-		p.b.Reset()
-		for _, l := range e.Labels {
-			p.b.Add(l.Name, l.Value)
-		}
-		p.b.Sort()
-		p.exs = append(p.exs, exemplar.Exemplar{Labels: p.b.Labels(), Value: e.Value, Ts: e.Timestamp, HasTs: true})
-	}
-	slices.SortFunc(p.exs, exemplar.Compare)
-	_, err := p.app.AppendExemplars(ref, ls, p.exs)
-	failed := 0
-	if pe, ok := errors.AsType[*storage.AppendPartialError](err); ok {
-		failed = len(pe.ExemplarErrors)
-	} else if err != nil {
-		// Exemplars are best effort, as in Prometheus: never fail the push.
-		failed = len(p.exs)
-	}
-	p.res.Exemplars += max(0, len(p.exs)-failed)
 }

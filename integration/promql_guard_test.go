@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,12 +94,7 @@ func (l *latencies) add(d time.Duration, err error) {
 func (l *latencies) p99() (time.Duration, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.took) == 0 {
-		return 0, 0
-	}
-	s := slices.Clone(l.took)
-	slices.Sort(s)
-	return s[(len(s)*99+99)/100-1], len(s)
+	return p99(l.took), len(l.took)
 }
 
 // TestNestedPromQLAttack is the end-to-end test of #12 item 1 against a

@@ -123,9 +123,13 @@ func TestTLS(t *testing.T) {
 }
 
 // TestRateLimitedTenantDoesNotSlowOthers floods one tenant far over its
-// ingestion rate while another pushes within its own, and reports the quiet
-// tenant's push latency with and without the flood. Only correctness is
-// asserted: every push of the quiet tenant succeeds.
+// ingestion rate while another pushes within its own: every push of the
+// quiet tenant succeeds, and its latency under the flood stays within a
+// generous multiple of its own latency alone, measured before and after the
+// flood (#12: the test only logged the latencies). The flood shares the
+// machine's cores with the quiet tenant, so some slowdown is expected; the
+// bound catches a refusal that costs the server real work or makes other
+// tenants wait.
 func TestRateLimitedTenantDoesNotSlowOthers(t *testing.T) {
 	// Only the noisy tenant has a low limit, set in the runtime file.
 	rt := filepath.Join(t.TempDir(), "runtime.yaml")
@@ -147,7 +151,7 @@ func TestRateLimitedTenantDoesNotSlowOthers(t *testing.T) {
 		}
 		return lat
 	}
-	base := measure(200, 0)
+	before := measure(100, 0)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -182,9 +186,10 @@ func TestRateLimitedTenantDoesNotSlowOthers(t *testing.T) {
 		}
 		return nil
 	})
-	flood := measure(200, 200)
+	flood := measure(200, 100)
 	close(stop)
 	wg.Wait()
+	after := measure(100, 300)
 	if refused == 0 {
 		t.Fatal("the noisy tenant was never rate limited")
 	}
@@ -193,6 +198,22 @@ func TestRateLimitedTenantDoesNotSlowOthers(t *testing.T) {
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 		return l[int(q*float64(len(l)-1))]
 	}
-	t.Logf("quiet tenant push latency (129 samples a request): alone p50 %s p99 %s; while another tenant is refused with 429 (%d refused, %d accepted): p50 %s p99 %s",
-		p(base, 0.5), p(base, 0.99), refused, accepted, p(flood, 0.5), p(flood, 0.99))
+	t.Logf("quiet tenant push latency (129 samples a request): alone p50 %s/%s p99 %s/%s (before/after); while another tenant is refused with 429 (%d refused, %d accepted): p50 %s p99 %s",
+		p(before, 0.5), p(after, 0.5), p(before, 0.99), p(after, 0.99), refused, accepted, p(flood, 0.5), p(flood, 0.99))
+	// Alone is the slower of before and after, so that a machine that got
+	// busier meanwhile does not count against the flood, and at least 1ms
+	// (p50) or 50ms (p99): below, on a busy machine, latencies are
+	// scheduling noise. Seen with nothing wrong: p50 1.7ms under the flood
+	// against 0.3ms alone, p99 80ms against 4ms; with the noisy tenant's
+	// requests holding a lock for 3ms: p50 4.6ms against 0.5ms.
+	for _, c := range []struct {
+		q      float64
+		floor  time.Duration
+		factor time.Duration
+	}{{0.5, time.Millisecond, 4}, {0.99, 50 * time.Millisecond, 10}} {
+		alone := max(p(before, c.q), p(after, c.q), c.floor)
+		if got := p(flood, c.q); got > c.factor*alone {
+			t.Errorf("quiet tenant p%.0f under the flood %s, more than %d times its %s alone", c.q*100, got, c.factor, alone)
+		}
+	}
 }
