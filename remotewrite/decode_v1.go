@@ -11,6 +11,18 @@ import (
 // DecodeV1 decodes a remote-write 1.0 WriteRequest (uncompressed protobuf)
 // into r, which must be empty. Strings in r alias body.
 func DecodeV1(r *Request, body []byte) error {
+	return r.decodeV1(body, false)
+}
+
+// DecodeWire decodes what AppendSeries encodes: a 1.0 WriteRequest whose
+// samples may carry start timestamps (field 3, as in 2.0) and whose series
+// may carry 2.0 metadata (field 1001). This is how validated series travel
+// from a distributor to an ingester.
+func DecodeWire(r *Request, body []byte) error {
+	return r.decodeV1(body, true)
+}
+
+func (r *Request) decodeV1(body []byte, ext bool) error {
 	r.Version = V1
 	rd := reader{b: body}
 	for !rd.done() {
@@ -27,7 +39,7 @@ func DecodeV1(r *Request, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("decode write request: time series %d: %w", len(r.Series), err)
 			}
-			if err := r.decodeSeriesV1(b); err != nil {
+			if err := r.decodeSeriesV1(b, ext); err != nil {
 				return fmt.Errorf("decode write request: time series %d: %w", len(r.Series), err)
 			}
 		case 3:
@@ -53,7 +65,7 @@ func DecodeV1(r *Request, body []byte) error {
 	return nil
 }
 
-func (r *Request) decodeSeriesV1(b []byte) error {
+func (r *Request) decodeSeriesV1(b []byte, ext bool) error {
 	s := Series{
 		lbl: span{len(r.labels), len(r.labels)},
 		smp: span{len(r.samples), len(r.samples)},
@@ -65,14 +77,15 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	// encoder writes them), are keyed by their raw bytes.
 	lblStart, lblEnd, contiguous := -1, -1, true
 	whole := b
+	unknown := false
 	for !rd.done() {
 		at := len(whole) - len(rd.b)
-		field, wire, err := rd.key()
+		field, wt, err := rd.key()
 		if err != nil {
 			return err
 		}
 		if field >= 1 && field <= 4 {
-			if err := expect(field, wire, wireBytes); err != nil {
+			if err := expect(field, wt, wireBytes); err != nil {
 				return err
 			}
 		}
@@ -99,7 +112,11 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			if err != nil {
 				return err
 			}
-			smp, err := decodeSample(b, V1)
+			v := V1
+			if ext {
+				v = V2 // the start timestamp is field 3, as in 2.0
+			}
+			smp, err := decodeSample(b, v)
 			if err != nil {
 				return fmt.Errorf("sample %d: %w", len(r.samples)-s.smp.start, err)
 			}
@@ -128,13 +145,38 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 				hs.H = h.ToIntHistogram()
 			}
 			r.hists = append(r.hists, hs)
+		case wireMetadataField:
+			if !ext {
+				unknown = true
+				if err := rd.skip(wt); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := expect(field, wt, wireBytes); err != nil {
+				return err
+			}
+			b, err := rd.bytes()
+			if err != nil {
+				return err
+			}
+			if s.Metadata, err = decodeWireMetadata(b); err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
 		default:
-			if err := rd.skip(wire); err != nil {
+			unknown = true
+			if err := rd.skip(wt); err != nil {
 				return err
 			}
 		}
 	}
 	s.lbl.end, s.smp.end, s.exm.end, s.hst.end = len(r.labels), len(r.samples), len(r.exemplars), len(r.hists)
+	if !ext && !unknown {
+		// Copied as sent to an ingester, which decodes the wire encoding:
+		// a field unknown to 1.0 could mean something there, so such a
+		// series is encoded anew instead.
+		s.raw = whole
+	}
 	switch {
 	case lblStart >= 0 && contiguous:
 		s.Key = keyOfBytes(whole[lblStart:lblEnd])

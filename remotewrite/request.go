@@ -40,6 +40,9 @@ type Request struct {
 	// not know yet; a series it stored before is known to be valid and
 	// only has its samples' timestamps checked.
 	Validate Validator
+	// TrackSeries asks the Pusher for per-series outcomes in its Result
+	// (Result.TrackSeries): an ingester answering a distributor sets it.
+	TrackSeries bool
 
 	// Backing arrays, kept across Reset so that decoding reuses them.
 	labels    []labels.Label
@@ -83,6 +86,9 @@ type Series struct {
 	Key SeriesKey
 
 	lbl, smp, exm, hst span
+	// raw is the series' 1.0 TimeSeries message as sent, which the wire
+	// encoder copies when validation left the series as it was.
+	raw []byte
 }
 
 // Sample is one float sample.

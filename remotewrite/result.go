@@ -23,6 +23,9 @@ type Result struct {
 
 	errs    []string
 	dropped int
+
+	// tracker keeps per-series outcomes once TrackSeries is called.
+	tracker *seriesTracker
 }
 
 // Reject records one refusal: series refused as a whole (0 or 1), samples
