@@ -94,7 +94,8 @@ type Ingester struct {
 	tenants map[string]*tenant
 	closed  bool
 	ready   atomic.Bool
-	orders  orderPool // per-push tables of what was appended, see order.go
+	orders  orderPool   // per-push tables of what was appended, see order.go
+	share   SeriesShare // nil: this ingester holds every series of its tenants
 
 	m metrics
 }
@@ -151,6 +152,15 @@ func New(cfg Config, lim *limits.Overrides, bkt bucket.Bucket, logger *slog.Logg
 	}
 	return i, nil
 }
+
+// SeriesShare tells how a tenant's series are spread when ingesters run
+// apart: each series is on replicas of the ingesters.
+type SeriesShare func() (replicas, ingesters int)
+
+// SetSeriesShare makes the tenants' max_series a limit across the cluster,
+// of which this ingester enforces its share (replicas/ingesters of it, as
+// Mimir does). Call it before Run.
+func (i *Ingester) SetSeriesShare(f SeriesShare) { i.share = f }
 
 // Ready reports whether every tenant found on disk has been reopened.
 func (i *Ingester) Ready() bool { return i.ready.Load() }

@@ -130,7 +130,7 @@ func TestRestartReplaysEverything(t *testing.T) {
 		t.Fatalf("after restart tenant b has %v", got)
 	}
 	md := map[string][]metadata.Metadata{}
-	if err := ing.Metadata("a", "", -1, -1, md); err != nil {
+	if err := ing.Metadata(t.Context(), "a", "", -1, -1, md); err != nil {
 		t.Fatal(err)
 	}
 	if want := (metadata.Metadata{Type: model.MetricTypeCounter, Help: "Things.", Unit: "things"}); len(md["things_total"]) != 1 || md["things_total"][0] != want {

@@ -89,6 +89,7 @@ func (i *Ingester) onDisk(id string) bool {
 func (i *Ingester) open(t *tenant) {
 	defer close(t.opened)
 	start := time.Now()
+	t.share = i.share
 	t.openErr = t.openTSDB(i.cfg, i.limits, i.logger.With("tenant", t.id))
 	i.m.walReplay.Observe(time.Since(start).Seconds())
 	if t.openErr != nil {

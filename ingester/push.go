@@ -49,12 +49,18 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 	defer i.orders.put(o)
 	p := pusher{app: exApp, getRef: getRef, db: t.db, head: t.db.Head(), lim: lim, res: &res, b: labels.NewScratchBuilder(16),
 		refs: t.refs, validate: req.Validate, order: o}
+	if req.TrackSeries {
+		res.TrackSeries()
+	}
 	for k := range req.Series {
-		if err := p.series(ctx, &req.Series[k], k, t.meta); err != nil {
+		s := &req.Series[k]
+		res.BeginSeries(k, len(s.Samples), len(s.Histograms), len(s.Exemplars))
+		if err := p.series(ctx, s, k, t.meta); err != nil {
 			_ = app.Rollback()
 			return remotewrite.Result{}, err
 		}
 	}
+	res.EndSeries()
 	if err := app.Commit(); err != nil {
 		return remotewrite.Result{}, fmt.Errorf("commit to TSDB of tenant %q: %w", tenantID, err)
 	}

@@ -79,8 +79,8 @@ func (i *Ingester) ExemplarQuerier(ctx context.Context, tenantID string) (storag
 
 // Metadata adds the tenant's metric metadata to into: one family when metric
 // is set, else all, bounded as the Prometheus metadata API bounds them.
-func (i *Ingester) Metadata(tenantID, metric string, limit, limitPerMetric int, into map[string][]metadata.Metadata) error {
-	t, err := i.tenant(context.Background(), tenantID, false)
+func (i *Ingester) Metadata(ctx context.Context, tenantID, metric string, limit, limitPerMetric int, into map[string][]metadata.Metadata) error {
+	t, err := i.tenant(ctx, tenantID, false)
 	if err != nil || t == nil {
 		return err
 	}

@@ -27,6 +27,8 @@ type seriesLimiter struct {
 
 	// onDelete, if set, is told how many series the head deleted.
 	onDelete func(n int)
+	// share, if set, spreads max_series over the ingesters of a cluster.
+	share SeriesShare
 }
 
 func newSeriesLimiter(tenant string, lim func() limits.Limits) *seriesLimiter {
@@ -43,9 +45,10 @@ func (l *seriesLimiter) PreCreation(ls labels.Labels) error {
 		return nil
 	}
 	lim := l.limits()
-	if lim.MaxSeries > 0 && l.total.Load() >= int64(lim.MaxSeries) {
-		return &seriesLimitError{fmt.Sprintf("series %s not created: the tenant has %d active series, the limit is %d (%s)",
-			ls, l.total.Load(), lim.MaxSeries, limits.Source(limits.FlagMaxSeries))}
+	if lim.MaxSeries > 0 {
+		if msg := l.overMaxSeries(ls, lim.MaxSeries); msg != "" {
+			return &seriesLimitError{msg}
+		}
 	}
 	if lim.MaxSeriesPerMetric > 0 {
 		name := ls.Get(labels.MetricName)
@@ -58,6 +61,30 @@ func (l *seriesLimiter) PreCreation(ls labels.Labels) error {
 		}
 	}
 	return nil
+}
+
+// overMaxSeries says why a new series would exceed max_series, or "". In a
+// cluster the limit is the tenant's as a whole: this ingester holds
+// replicas/ingesters of the tenant's series and enforces that share.
+func (l *seriesLimiter) overMaxSeries(ls labels.Labels, max int) string {
+	n := l.total.Load()
+	if l.share == nil {
+		if n < int64(max) {
+			return ""
+		}
+		return fmt.Sprintf("series %s not created: the tenant has %d active series, the limit is %d (%s)",
+			ls, n, max, limits.Source(limits.FlagMaxSeries))
+	}
+	replicas, ingesters := l.share()
+	local := int64(max)
+	if ingesters > replicas && replicas > 0 {
+		local = (int64(max)*int64(replicas) + int64(ingesters) - 1) / int64(ingesters)
+	}
+	if n < local {
+		return ""
+	}
+	return fmt.Sprintf("series %s not created: the tenant's limit is %d active series across the cluster (%s); this ingester holds its share of %d (each series is on %d of the %d ingesters) and has %d",
+		ls, max, limits.Source(limits.FlagMaxSeries), local, replicas, ingesters, n)
 }
 
 func (l *seriesLimiter) PostCreation(ls labels.Labels) {

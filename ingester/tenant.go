@@ -45,6 +45,7 @@ type tenant struct {
 	series  *seriesLimiter
 	shipper *shipper
 	refs    *refCache
+	share   SeriesShare
 
 	cfgMu        sync.Mutex // serialises db.ApplyConfig
 	exemplarsOn  bool
@@ -101,6 +102,7 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 	lim := ov.Limits(t.id)
 	t.refs = newRefCache()
 	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })
+	t.series.share = t.share
 	t.series.onDelete = func(deleted int) { t.refs.seriesDeleted(deleted) }
 	o := tsdbOptions(cfg, lim)
 	o.SeriesLifecycleCallback = t.series

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -81,13 +82,20 @@ func TestRemoteWriteFromPrometheus(t *testing.T) {
 		}, s.features)
 	}
 
-	// Wait until FluxPulse has more data from both senders than the longest
-	// window of the compared queries (30s), so that every window lies in data
-	// both have.
+	start, end := waitForSenders(t, fp.url())
+	compareAll(t, fp.url(), proms, start, end)
+}
+
+// waitForSenders waits until FluxPulse (its query API at base) has more
+// data from both senders than the longest window of the compared queries
+// (30s), so that every window lies in data both have, and returns the
+// range to compare.
+func waitForSenders(t *testing.T, base string) (start, end time.Time) {
+	t.Helper()
 	first := make([]time.Time, len(senders))
 	testbin.Eventually(t, time.Minute, func() error {
 		for k, s := range senders {
-			if first[k].IsZero() && len(instant(t, fp.url()+"/prometheus", `up{job="target"}`, time.Now(), s.tenant)) > 0 {
+			if first[k].IsZero() && len(instant(t, base+"/prometheus", `up{job="target"}`, time.Now(), s.tenant)) > 0 {
 				first[k] = time.Now()
 			}
 			if first[k].IsZero() {
@@ -96,22 +104,26 @@ func TestRemoteWriteFromPrometheus(t *testing.T) {
 		}
 		return nil
 	})
-	start := slices.MaxFunc(first, time.Time.Compare).Add(35 * time.Second).Truncate(time.Second)
+	start = slices.MaxFunc(first, time.Time.Compare).Add(35 * time.Second).Truncate(time.Second)
 	testbin.Eventually(t, 2*time.Minute, func() error {
 		if time.Now().Before(start.Add(15 * time.Second)) {
 			return fmt.Errorf("collecting data until %s", start.Add(15*time.Second).Format(time.TimeOnly))
 		}
 		return nil
 	})
-	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	return start, time.Now().Add(-5 * time.Second).Truncate(time.Second)
+}
 
+// compareAll compares FluxPulse's answers (its query API at base) with
+// each sender's, and checks isolation and federation.
+func compareAll(t *testing.T, base string, proms []*prometheusProc, start, end time.Time) {
 	for k, s := range senders {
 		t.Run("compare/"+s.name, func(t *testing.T) {
-			compareWithPrometheus(t, fp.url()+"/prometheus", proms[k].url, s.tenant, start, end)
+			compareWithPrometheus(t, base+"/prometheus", proms[k].url, s.tenant, start, end)
 		})
 	}
-	t.Run("isolation", func(t *testing.T) { checkIsolation(t, fp.url(), start, end) })
-	t.Run("federation", func(t *testing.T) { checkFederation(t, fp.url(), end) })
+	t.Run("isolation", func(t *testing.T) { checkIsolation(t, base, start, end) })
+	t.Run("federation", func(t *testing.T) { checkFederation(t, base, end) })
 }
 
 func compareWithPrometheus(t *testing.T, fpBase, promBase, tenant string, start, end time.Time) {
@@ -219,7 +231,7 @@ func key(v any) string {
 
 func short(v any) string {
 	s := key(v)
-	if len(s) > 3000 {
+	if len(s) > 3000 && os.Getenv("FLUXPULSE_TEST_FULL_DIFF") == "" {
 		s = s[:3000] + "…"
 	}
 	return s

@@ -61,7 +61,7 @@ type BuildInfo struct {
 
 // MetadataSource holds tenants' metric metadata.
 type MetadataSource interface {
-	Metadata(tenant, metric string, limit, limitPerMetric int, into map[string][]metadata.Metadata) error
+	Metadata(ctx context.Context, tenant, metric string, limit, limitPerMetric int, into map[string][]metadata.Metadata) error
 }
 
 // Querier serves the Prometheus HTTP query API for the tenants in each
@@ -227,7 +227,7 @@ func (q *Querier) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string][]metadata.Metadata{}
 	for _, id := range ids {
-		if err := q.meta.Metadata(id, r.FormValue("metric"), limit, perMetric, out); err != nil {
+		if err := q.meta.Metadata(r.Context(), id, r.FormValue("metric"), limit, perMetric, out); err != nil {
 			WriteError(w, r, http.StatusInternalServerError, err.Error())
 			return
 		}

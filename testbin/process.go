@@ -3,12 +3,14 @@ package testbin
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,17 +110,43 @@ func (p *Process) Exited() bool {
 	}
 }
 
-// FreePort returns a loopback address with a port free at the time of the
-// call.
+// FreePort returns a loopback address with a port free, for TCP and UDP,
+// at the time of the call. Ports come from below the kernel's ephemeral
+// range (32768 and up on Linux), so that the outgoing connections of
+// processes started meanwhile cannot take them before the process the
+// port is for binds it; a port handed out once is not handed out again
+// by this test process.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 1000 {
+		p := 10000 + rand.IntN(22000)
+		if portsGiven[p] {
+			continue
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		portsGiven[p] = true
+		return addr
 	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free port found below the ephemeral range")
+	return ""
 }
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Eventually calls f until it returns nil or the deadline passes, then fails
 // the test with f's last error.

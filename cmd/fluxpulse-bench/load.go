@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 // loadConfig describes one push load.
 type loadConfig struct {
-	URL             string // base URL of the receiver
+	URL             string // base URL of the receiver; comma-separated URLs spread the senders over several
 	Path            string // push path
 	Protocol        int    // 1 or 2
 	Tenants         int
@@ -154,7 +155,9 @@ func (p *plan) push(client *http.Client) pushStats {
 		wg    sync.WaitGroup
 		start = time.Now()
 	)
-	for _, jobs := range p.bySender {
+	urls := strings.Split(p.cfg.URL, ",")
+	for sender, jobs := range p.bySender {
+		url := urls[sender%len(urls)]
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, len(jobs))
 			fails, first := 0, ""
@@ -166,7 +169,7 @@ func (p *plan) push(client *http.Client) pushStats {
 					}
 				}
 				t0 := time.Now()
-				status, msg := p.send(client, j)
+				status, msg := p.send(client, url, j)
 				lat = append(lat, time.Since(t0))
 				sent.Add(int64(j.samples))
 				if status != http.StatusNoContent && status != http.StatusOK {
@@ -192,8 +195,8 @@ func (p *plan) push(client *http.Client) pushStats {
 	return st
 }
 
-func (p *plan) send(client *http.Client, j *job) (int, string) {
-	req, err := http.NewRequest(http.MethodPost, p.cfg.URL+p.cfg.Path, bytes.NewReader(j.body))
+func (p *plan) send(client *http.Client, url string, j *job) (int, string) {
+	req, err := http.NewRequest(http.MethodPost, url+p.cfg.Path, bytes.NewReader(j.body))
 	if err != nil {
 		return 0, err.Error()
 	}

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -56,13 +58,14 @@ func (c *loadConfig) registerFlags(fs *flag.FlagSet) {
 
 func runCmd(args []string) error {
 	var cfg loadConfig
-	var pid, repeats int
+	var repeats int
 	var verify bool
-	var readPath, queryPrefix string
+	var readPath, queryPrefix, readURL, pidList string
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfg.registerFlags(fs)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:9009", "Receiver base URL.")
-	fs.IntVar(&pid, "pid", 0, "Receiver process ID, for CPU and memory figures.")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:9009", "Receiver base URL; comma-separated URLs (the distributors of a cluster) share the senders.")
+	fs.StringVar(&readURL, "read-url", "", "Base URL for reading back and for queries (a cluster's querier); default: the first -url.")
+	fs.StringVar(&pidList, "pid", "", "Receiver process IDs, comma-separated, for CPU and memory figures summed over them (every process of a cluster).")
 	fs.BoolVar(&verify, "verify", true, "Read every sample back over remote read.")
 	fs.StringVar(&readPath, "read-path", "/prometheus/api/v1/read", "Remote read path (Prometheus: /api/v1/read).")
 	fs.StringVar(&queryPrefix, "query-prefix", "/prometheus", "Prefix of the query API (Prometheus: empty).")
@@ -71,20 +74,43 @@ func runCmd(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "encoding %d tenants × %d series × %d rounds…\n", cfg.Tenants, cfg.SeriesPerTenant, cfg.Rounds)
+	pids, err := parsePIDs(pidList)
+	if err != nil {
+		return err
+	}
+	if readURL == "" {
+		readURL = strings.Split(cfg.URL, ",")[0]
+	}
 	p := newPlan(cfg)
-	r, err := measure(p, pid)
+	r, err := measure(p, pids...)
 	if err != nil {
 		return err
 	}
 	if verify {
-		r.verifyErr = p.verify(client, cfg.URL+readPath)
+		r.verifyErr = p.verify(client, readURL+readPath)
 		r.verified = true
 	}
 	if repeats > 0 {
-		r.queries = p.runQueries(client, cfg.URL+queryPrefix, tenantName(0), repeats)
+		r.queries = p.runQueries(client, readURL+queryPrefix, tenantName(0), repeats)
 	}
 	printResults(os.Stdout, []result{r})
 	return nil
+}
+
+// parsePIDs reads a comma-separated list of process IDs.
+func parsePIDs(list string) ([]int, error) {
+	var pids []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("-pid: %q is not a process ID", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}

@@ -19,8 +19,9 @@ type result struct {
 	queries   queryStats
 }
 
-// measure pushes the plan and reads the receiver's CPU and memory around it.
-func measure(p *plan, pid int) (result, error) {
+// measure pushes the plan and reads the receivers' CPU and memory around
+// it, summed over every process given.
+func measure(p *plan, pids ...int) (result, error) {
 	r := result{cfg: p.cfg}
 	for _, tp := range p.tenants {
 		for _, gen := range tp.series {
@@ -33,28 +34,34 @@ func measure(p *plan, pid int) (result, error) {
 			return r, fmt.Errorf("warm-up: %d requests refused: %s", st.failures, st.firstErr)
 		}
 	}
-	var cpu0 float64
-	if pid > 0 {
-		var err error
-		if cpu0, err = procCPU(pid); err != nil {
-			return r, err
-		}
-		if r.rssBefore, err = procRSS(pid); err != nil {
-			return r, err
-		}
+	cpu0, rss0, err := usageOf(pids)
+	if err != nil {
+		return r, err
 	}
+	r.rssBefore = rss0
 	r.push = p.push(client)
-	if pid > 0 {
-		cpu1, err := procCPU(pid)
-		if err != nil {
-			return r, err
-		}
-		r.cpu = cpu1 - cpu0
-		if r.rssAfter, err = procRSS(pid); err != nil {
-			return r, err
-		}
+	cpu1, rss1, err := usageOf(pids)
+	if err != nil {
+		return r, err
 	}
+	r.cpu, r.rssAfter = cpu1-cpu0, rss1
 	return r, nil
+}
+
+// usageOf sums the CPU seconds and resident memory of processes.
+func usageOf(pids []int) (cpu float64, rss int64, err error) {
+	for _, pid := range pids {
+		c, err := procCPU(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		m, err := procRSS(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		cpu, rss = cpu+c, rss+m
+	}
+	return cpu, rss, nil
 }
 
 func (r result) samplesPerSecond() float64 { return float64(r.push.samples) / r.push.wall.Seconds() }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -25,9 +27,28 @@ type admin struct {
 	audit func(r *http.Request, action, tenant, outcome string, details map[string]any)
 }
 
-// tenantDeleter drops a tenant's local data: the ingester's TSDB.
+// tenantDeleter drops what the ingesters hold of a tenant.
 type tenantDeleter interface {
-	DeleteTenant(tenant string) error
+	DeleteTenant(ctx context.Context, tenant string) error
+}
+
+// localTenants deletes tenants of the ingester of this process.
+type localTenants struct{ ing *ingester.Ingester }
+
+// DeleteTenant implements tenantDeleter.
+func (l localTenants) DeleteTenant(_ context.Context, tenant string) error {
+	return l.ing.DeleteTenant(tenant)
+}
+
+// operatorOnly refuses a request that does not carry an operator token.
+func operatorOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tenantauth.IsOperator(r.Context()) {
+			http.Error(w, "only an operator token (one created without -tenant) may do this", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // tenantForgetter drops what a reader keeps of a tenant: the block
@@ -70,7 +91,7 @@ func (a *admin) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	err := a.keys.DeleteTenantKeys(r.Context(), tenant)
 	if err == nil {
-		err = a.ing.DeleteTenant(tenant)
+		err = a.ing.DeleteTenant(r.Context(), tenant)
 	}
 	a.store.Forget(tenant)
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/fluxpulse/fluxpulse/blockstore"
@@ -24,6 +22,7 @@ import (
 // serverConfig is every flag of the server.
 type serverConfig struct {
 	target          string
+	roles           roles // parsed from target
 	dataDir         string
 	httpAddr        string
 	internalAddr    string
@@ -48,10 +47,11 @@ type serverConfig struct {
 	ingester    ingester.Config
 	querier     querier.Config
 	ruler       rulerConfig
+	cluster     clusterConfig
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "all", "Roles to run, comma-separated. all runs every role in this process.")
+	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, compactor and ruler, which find each other through memberlist and the ingester ring (docs/scaling.md).")
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
 	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
 	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
@@ -74,20 +74,19 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.ingester.RegisterFlags(fs)
 	c.querier.RegisterFlags(fs)
 	c.ruler.registerFlags(fs)
+	c.cluster.registerFlags(fs)
 }
 
-// knownTargets are the roles this binary has. Only "all" runs today: the
-// roles reach each other in process.
-var knownTargets = []string{"all", "distributor", "ingester", "querier", "ruler"}
-
 func (c *serverConfig) validate() error {
-	for _, t := range strings.Split(c.target, ",") {
-		if !slices.Contains(knownTargets, t) {
-			return fmt.Errorf("-target: unknown role %q; roles are %s", t, strings.Join(knownTargets, ", "))
-		}
+	r, err := parseTarget(c.target)
+	if err != nil {
+		return err
 	}
-	if c.target != "all" {
-		return fmt.Errorf("-target=%s: running roles in separate processes is not available yet; use -target=all", c.target)
+	c.roles = r
+	if !r.all() {
+		if err := c.cluster.validate(r); err != nil {
+			return err
+		}
 	}
 	return c.limits.Validate()
 }
@@ -109,6 +108,9 @@ func (c *serverConfig) resolvePaths() {
 	}
 	if c.encryption.KeyFile == "" {
 		c.encryption.KeyFile = filepath.Join(c.dataDir, encryption.DefaultKeyFileName)
+	}
+	if c.cluster.Ring.TokensFile == "" {
+		c.cluster.Ring.TokensFile = filepath.Join(c.dataDir, "ingester-ring-tokens")
 	}
 }
 

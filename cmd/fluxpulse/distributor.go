@@ -8,11 +8,20 @@ import (
 // addDistributor builds the distributor in front of pusher and serves
 // remote write on /api/v1/push and /api/v1/write (write scope).
 func (p *process) addDistributor(pusher distributor.Pusher) (*distributor.Distributor, error) {
+	return p.newDistributor(pusher, true)
+}
+
+// newDistributor builds a distributor; with serve, it takes remote write
+// on the public listener, else it is only the ruler's way to write.
+func (p *process) newDistributor(pusher distributor.Pusher, serve bool) (*distributor.Distributor, error) {
 	dist, err := distributor.New(p.cfg.distributor, pusher, p.limits, p.logger.With("component", "distributor"), p.reg)
 	if err != nil {
 		return nil, err
 	}
 	dist.Observe(p.obs.push)
+	if !serve {
+		return dist, nil
+	}
 	write := p.auth.Middleware(tenantauth.ScopeWrite, tenantauth.PlainError, dist)
 	p.public.Handle("POST /api/v1/push", write)
 	p.public.Handle("POST /api/v1/write", write)

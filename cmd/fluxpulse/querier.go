@@ -20,6 +20,12 @@ type queryRole struct {
 // block store (shipped data) and serves the Prometheus query API (read
 // scope).
 func (p *process) addQuerier(ing ingesterSource) (*queryRole, error) {
+	return p.newQuerier(ing, true)
+}
+
+// newQuerier builds a querier; with serve, it answers the query API on the
+// public listener, else it is only the ruler's way to read.
+func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error) {
 	store, err := blockstore.New(p.cfg.store, p.storage.enc, p.logger.With("component", "store"), p.reg)
 	if err != nil {
 		return nil, err
@@ -33,6 +39,9 @@ func (p *process) addQuerier(ing ingesterSource) (*queryRole, error) {
 		return nil, err
 	}
 	q.Observe(p.obs.query)
+	if !serve {
+		return &queryRole{Querier: q, queryable: queryable, store: store}, nil
+	}
 	q.Register(p.public, func(h http.Handler) http.Handler {
 		return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})

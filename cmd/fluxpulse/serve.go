@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
@@ -68,15 +70,17 @@ func serve(args []string) error {
 // background work to the run group, and registers what must be closed at
 // shutdown.
 type process struct {
-	cfg     serverConfig
-	logger  *slog.Logger
-	reg     *prometheus.Registry
-	limits  *limits.Overrides
-	auth    *tenantauth.Authenticator
-	audit   *audit.Logger
-	obs     *observers
-	usage   *usage.Recorder
-	storage *storage
+	cfg        serverConfig
+	logger     *slog.Logger
+	reg        *prometheus.Registry
+	limits     *limits.Overrides
+	auth       *tenantauth.Authenticator
+	audit      *audit.Logger
+	obs        *observers
+	usage      *usage.Recorder
+	storage    *storage
+	member     *clusterMember // nil in -target=all
+	grpcServer *grpcServer    // an ingester's, when roles run apart
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -129,6 +133,9 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 
 // addRoles builds the roles of -target.
 func (p *process) addRoles(g *run.Group) error {
+	if !p.cfg.roles.all() {
+		return p.addApartRoles()
+	}
 	ing, err := p.addIngester()
 	if err != nil {
 		return err
@@ -151,7 +158,68 @@ func (p *process) addRoles(g *run.Group) error {
 		return err
 	}
 	p.addLoop(p.audit.Run)
-	p.addAdmin(ing, q.store)
+	p.addAdmin(localTenants{ing}, q.store)
+	return nil
+}
+
+// addApartRoles builds the roles of a process of a cluster: they reach the
+// ingesters through the ring and gRPC, and a ruler gets a querier and a
+// distributor of its own, in process, without their HTTP APIs.
+func (p *process) addApartRoles() error {
+	r := p.cfg.roles
+	if err := p.joinCluster(); err != nil {
+		return err
+	}
+	var ing *ingester.Ingester
+	if r[roleIngester] {
+		var err error
+		if ing, err = p.addIngester(); err != nil {
+			return err
+		}
+		rg := p.member.node.Ring()
+		ing.SetSeriesShare(func() (int, int) { return rg.ReplicationFactor(), rg.InstancesWithTokensCount() })
+		if err := p.serveIngester(ing, ing.Ready); err != nil {
+			return err
+		}
+	}
+	if r[roleDistributor] || r[roleQuerier] || r[roleRuler] {
+		p.checks = append(p.checks, p.ringHasIngesters)
+	}
+	var dist *distributor.Distributor
+	if r[roleDistributor] || r[roleRuler] {
+		var err error
+		if dist, err = p.newDistributor(p.replicatingPusher(), r[roleDistributor]); err != nil {
+			return err
+		}
+	}
+	var q *queryRole
+	if r[roleQuerier] || r[roleRuler] {
+		var err error
+		if q, err = p.newQuerier(p.ringIngesters(), r[roleQuerier]); err != nil {
+			return err
+		}
+		if r[roleQuerier] {
+			p.addAdmin(clusterTenants{p.member}, q.store)
+		}
+	}
+	if r[roleRuler] {
+		if err := p.addRuler(q, dist, func() bool { return p.ringHasIngesters() == "" }); err != nil {
+			return err
+		}
+	}
+	if r[roleCompactor] {
+		if err := p.addCompactor(); err != nil {
+			return err
+		}
+	}
+	var active activeSeries
+	if ing != nil {
+		active = ing
+	}
+	if err := p.addUsage(active); err != nil {
+		return err
+	}
+	p.addLoop(p.audit.Run)
 	return nil
 }
 
@@ -192,6 +260,12 @@ func (p *process) run(g *run.Group) error {
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
 	for _, s := range servers {
 		g.Add(s.serve, func(error) { s.shutdown(p) })
+	}
+	if gs := p.grpcServer; gs != nil {
+		// An ingester goes LEAVING in the ring and lets that spread
+		// before its gRPC service stops, so that distributors stop
+		// writing to it first.
+		g.Add(gs.serve, func(error) { p.member.node.Leave(); gs.shutdown() })
 	}
 	for _, fn := range p.loops {
 		g.Add(func() error { return fn(p.ctx) }, func(error) { p.cancel() })

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/fluxpulse/fluxpulse/cluster"
+	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/rpc"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
+)
+
+// clusterConfig is the configuration of roles that run apart.
+type clusterConfig struct {
+	cluster.Config
+	grpcAddr     string
+	grpcAuthFile string
+	grpcTLS      struct{ cert, key, ca string }
+	replication  distributor.ReplicationConfig
+	ingesters    querier.RingConfig
+}
+
+func (c *clusterConfig) registerFlags(fs *flag.FlagSet) {
+	c.Config.RegisterFlags(fs)
+	fs.StringVar(&c.grpcAddr, "server.grpc-listen-address", ":9095", "Address an ingester's gRPC service listens on when roles run apart (-target=all opens no gRPC listener).")
+	fs.StringVar(&c.grpcAuthFile, "server.grpc-auth-token-file", "", "File with the cluster's shared secret (at least 16 bytes, the same file on every process): every gRPC call between roles carries it and a call without it is refused. Required when roles run apart.")
+	fs.StringVar(&c.grpcTLS.cert, "server.grpc-tls-cert-path", "", "Certificate (PEM) of this process's gRPC listener; with it, gRPC between roles uses TLS 1.2 or newer.")
+	fs.StringVar(&c.grpcTLS.key, "server.grpc-tls-key-path", "", "Private key (PEM) of the gRPC listener.")
+	fs.StringVar(&c.grpcTLS.ca, "server.grpc-tls-ca-path", "", "CA bundle (PEM) that gRPC clients verify the other roles' certificates with; setting it makes the clients use TLS.")
+	c.replication.RegisterFlags(fs)
+	c.ingesters.RegisterFlags(fs)
+}
+
+// validate checks that the roles can find and reach each other: each
+// refusal names the flag to set.
+func (c *clusterConfig) validate(r roles) error {
+	if len(c.Memberlist.JoinMembers) == 0 {
+		return fmt.Errorf("-target=%s: roles that run apart find each other through memberlist; set -%s to the memberlist address (host:port) of one or more processes of the cluster", r, cluster.FlagJoin)
+	}
+	if c.grpcAuthFile == "" {
+		return fmt.Errorf("-target=%s: roles that run apart authenticate each other; set -server.grpc-auth-token-file to a file with the cluster's shared secret", r)
+	}
+	if (c.grpcTLS.cert == "") != (c.grpcTLS.key == "") {
+		return errors.New("gRPC TLS needs both -server.grpc-tls-cert-path and -server.grpc-tls-key-path")
+	}
+	if err := c.Ring.Validate(); err != nil {
+		return err
+	}
+	if r[roleIngester] {
+		return c.Ring.ValidateIngester()
+	}
+	return nil
+}
+
+// serverTLS is the gRPC listener's TLS configuration, nil without TLS.
+func (c *clusterConfig) serverTLS() (*tls.Config, error) {
+	if c.grpcTLS.cert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.grpcTLS.cert, c.grpcTLS.key)
+	if err != nil {
+		return nil, fmt.Errorf("gRPC TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// clientTLS is the gRPC clients' TLS configuration, nil without TLS.
+func (c *clusterConfig) clientTLS() (*tls.Config, error) {
+	if c.grpcTLS.ca == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.grpcTLS.ca)
+	if err != nil {
+		return nil, fmt.Errorf("-server.grpc-tls-ca-path: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-server.grpc-tls-ca-path: no certificate in %s", c.grpcTLS.ca)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// clusterMember is what a process whose roles run apart adds: membership,
+// the cluster credential and the pool of ingester clients.
+type clusterMember struct {
+	node *cluster.Node
+	cred rpc.Credential
+	pool *ringclient.Pool
+}
+
+// joinCluster builds the process's membership and ingester client pool;
+// both run as loops of the run group.
+func (p *process) joinCluster() error {
+	cc := &p.cfg.cluster
+	node, err := cluster.New(cc.Config, p.logger.With("component", "cluster"), p.reg)
+	if err != nil {
+		return err
+	}
+	cred, err := rpc.LoadCredential(cc.grpcAuthFile)
+	if err != nil {
+		return err
+	}
+	ctls, err := cc.clientTLS()
+	if err != nil {
+		return err
+	}
+	factory := ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
+		return rpc.DialIngester(addr, cred, ctls)
+	})
+	clients := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_ingester_clients", Help: "Open connections to ingesters."})
+	p.reg.MustRegister(clients)
+	// A client whose ingester fails its health checks for the grace period
+	// is closed and dialled anew on next use; the grace covers an
+	// ingester that is still starting.
+	pool := ringclient.NewPool("ingester", ringclient.PoolConfig{CheckInterval: 10 * time.Second, HealthCheckEnabled: true,
+		HealthCheckTimeout: time.Second, HealthCheckGracePeriod: 30 * time.Second},
+		ringclient.NewRingServiceDiscovery(node.Ring()), factory, clients, cluster.GoKit(p.logger.With("component", "ingester-pool")))
+	p.member = &clusterMember{node: node, cred: cred, pool: pool}
+	p.addLoop(node.Run)
+	p.addLoop(func(ctx context.Context) error { return runService(ctx, pool) })
+	p.internal.Handle("GET /ring", node.RingPage())
+	p.internal.Handle("GET /memberlist", node.MemberlistPage())
+	// The ring page's forget action changes the cluster: operators only.
+	forget := p.auth.Middleware(tenantauth.ScopeAdmin, tenantauth.PlainError, operatorOnly(node.RingPage()))
+	p.internal.Handle("POST /ring", forget)
+	p.public.Handle("/ring", forget)
+	p.public.Handle("/memberlist", p.auth.Middleware(tenantauth.ScopeAdmin, tenantauth.PlainError, operatorOnly(node.MemberlistPage())))
+	return nil
+}
+
+// ingesterClient returns the pooled client of the ingester at addr.
+func (m *clusterMember) ingesterClient(addr string) (*rpc.IngesterClient, error) {
+	c, err := m.pool.GetClientFor(addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*rpc.IngesterClient), nil
+}
+
+// serveIngester opens the gRPC listener with the ingester service, and
+// registers the ingester in the ring once its WAL is replayed.
+func (p *process) serveIngester(ing rpc.Ingester, replayed func() bool) error {
+	cc := &p.cfg.cluster
+	addr, err := cc.Ring.InstanceAddrFor(cc.grpcAddr)
+	if err != nil {
+		return err
+	}
+	node := p.member.node
+	if err := node.RegisterIngester(addr, cc.Ring.TokensFile, replayed); err != nil {
+		return err
+	}
+	// The service answers once the ingester registered ACTIVE, when
+	// distributors may start sending; /ready also waits until the ring as
+	// this process reads it shows that.
+	ready := func() bool { return replayed() && node.Registered() }
+	p.checks = append(p.checks, func() string {
+		if !replayed() || !node.Active() {
+			return "ingester is not ACTIVE in the ring yet"
+		}
+		return ""
+	})
+	opts := append(p.member.cred.ServerOptions(), grpc.MaxRecvMsgSize(rpc.MaxMessageBytes), grpc.MaxSendMsgSize(rpc.MaxMessageBytes))
+	stls, err := cc.serverTLS()
+	if err != nil {
+		return err
+	}
+	if stls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(stls)))
+	}
+	srv := grpc.NewServer(opts...)
+	rpc.RegisterIngester(srv, ing, rpc.ServiceOptions{Ready: ready})
+	hs := health.NewServer()
+	hs.SetServingStatus("", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	grpc_health_v1.RegisterHealthServer(srv, hs)
+	ln, err := net.Listen("tcp", cc.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener on %s: %w", cc.grpcAddr, err)
+	}
+	p.grpcServer = &grpcServer{srv: srv, ln: ln, health: hs}
+	p.addLoop(func(ctx context.Context) error {
+		if waitUntil(ctx, ready) {
+			hs.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
+		}
+		<-ctx.Done()
+		return nil
+	})
+	p.logger.Info("ingester gRPC service", "listen", ln.Addr().String(), "advertised", addr, "tls", stls != nil)
+	return nil
+}
+
+// grpcServer is the ingester's gRPC listener.
+type grpcServer struct {
+	srv    *grpc.Server
+	ln     net.Listener
+	health *health.Server
+}
+
+func (s *grpcServer) serve() error { return s.srv.Serve(s.ln) }
+
+// shutdown refuses new calls and lets in-flight ones finish.
+func (s *grpcServer) shutdown() {
+	s.health.Shutdown()
+	s.srv.GracefulStop()
+}
+
+// replicatingPusher writes to the ingesters of the ring.
+func (p *process) replicatingPusher() *distributor.ReplicatingPusher {
+	m := p.member
+	return distributor.NewReplicatingPusher(p.cfg.cluster.replication, m.node.Ring(), func(addr string) (distributor.IngesterClient, error) {
+		return m.ingesterClient(addr)
+	}, p.logger.With("component", "distributor"), p.reg)
+}
+
+// ringIngesters reads the ingesters of the ring.
+func (p *process) ringIngesters() *querier.Ingesters {
+	m := p.member
+	return querier.NewIngesters(p.cfg.cluster.ingesters, m.node.Ring(), func(addr string) (querier.IngesterReader, error) {
+		return m.ingesterClient(addr)
+	})
+}
+
+// ringHasIngesters is the readiness of distributors and queriers: the ring
+// they read has ingesters.
+func (p *process) ringHasIngesters() string {
+	if _, err := p.member.node.Ring().GetReplicationSetForOperation(ring.Read); err != nil {
+		return "no readable ingesters in the ring yet: " + err.Error()
+	}
+	return ""
+}
+
+// clusterTenants deletes a tenant's data on every ingester of the ring.
+type clusterTenants struct{ m *clusterMember }
+
+// DeleteTenant implements tenantDeleter. Every ingester of the ring must
+// be healthy: one that is not would keep the tenant's data.
+func (c clusterTenants) DeleteTenant(ctx context.Context, tenant string) error {
+	r := c.m.node.Ring()
+	set, err := r.GetAllHealthy(ring.Reporting)
+	if err != nil && !errors.Is(err, ring.ErrEmptyRing) {
+		return err
+	}
+	if n := r.InstancesCount(); len(set.Instances) < n {
+		return fmt.Errorf("%d of the %d ingesters of the ring are unhealthy and would keep the tenant's data: retry once they are back, or forget them on /ring", n-len(set.Instances), n)
+	}
+	ctx = tenantauth.With(ctx, tenantauth.Actor(ctx), tenant)
+	for _, inst := range set.Instances {
+		cl, err := c.m.ingesterClient(inst.Addr)
+		if err == nil {
+			err = cl.DeleteTenant(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("ingester %s: %w", inst.Id, err)
+		}
+	}
+	return nil
+}
+
+// runService runs a dskit service until ctx ends.
+func runService(ctx context.Context, s services.Service) error {
+	if err := services.StartAndAwaitRunning(context.Background(), s); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return services.StopAndAwaitTerminated(stop, s)
+}
+
+// waitUntil polls cond until it holds (true) or ctx ends (false).
+func waitUntil(ctx context.Context, cond func() bool) bool {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}

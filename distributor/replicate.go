@@ -1,0 +1,394 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/fluxpulse/fluxpulse/remotewrite"
+)
+
+// IngesterClient is one ingester as the distributor writes to it over the
+// network: Push sends a batch in the wire encoding (remotewrite.Encoder)
+// for the tenant of ctx and answers with the outcome of each series that
+// was not stored whole.
+type IngesterClient interface {
+	Push(ctx context.Context, body []byte) (remotewrite.Result, error)
+}
+
+// ClientFunc returns the client of the ingester at addr, from a pool.
+type ClientFunc func(addr string) (IngesterClient, error)
+
+// ReplicationConfig configures writes to replicated ingesters.
+type ReplicationConfig struct {
+	// RemoteTimeout bounds each write to an ingester, those that go on
+	// after the answer to the sender included.
+	RemoteTimeout time.Duration
+}
+
+// RegisterFlags registers the replication flags.
+func (c *ReplicationConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each write to an ingester, when ingesters run apart; replica writes that go on after the answer are bounded by it too.")
+}
+
+// ReplicatingPusher is the Pusher of a distributor whose ingesters run
+// apart: each series goes to its replication set in the ingester ring
+// (hashed on tenant and labels), batched into one call per ingester, and a
+// push succeeds once every series is stored by a quorum (RF/2+1) of its
+// replicas. The remaining replicas' writes go on in the background,
+// bounded by RemoteTimeout and not cancelled by the answer. The Result
+// counts each series once, from the first replica that stored it.
+//
+// Series are validated here, all of them, before anything crosses the
+// network: the ingesters trust what a distributor sends them.
+type ReplicatingPusher struct {
+	cfg     ReplicationConfig
+	ring    ring.DoBatchRing
+	clients ClientFunc
+	logger  *slog.Logger
+
+	encoders sync.Pool // *remotewrite.Encoder
+	writes   *prometheus.CounterVec
+}
+
+// NewReplicatingPusher returns a ReplicatingPusher over the ring r.
+func NewReplicatingPusher(cfg ReplicationConfig, r ring.DoBatchRing, clients ClientFunc, logger *slog.Logger, reg prometheus.Registerer) *ReplicatingPusher {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &ReplicatingPusher{cfg: cfg, ring: r, clients: clients, logger: logger,
+		encoders: sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
+		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
+	}
+}
+
+var _ Pusher = (*ReplicatingPusher)(nil)
+
+// ErrQuorum is wrapped by Push's error when some series could not be
+// stored by a quorum of their replicas; the sender should retry (503).
+var ErrQuorum = remotewrite.NewError(remotewrite.ErrUnavailable, "write quorum not reached")
+
+// batch is what one push sends: every kept series and metadata entry
+// encoded once, and what the replicas answered for each.
+type batch struct {
+	tenant string
+	buf    []byte   // the encodings, one after the other
+	spans  [][2]int // of item k in buf
+	series []int    // request index of item k; -1-i for metadata entry i
+	sent   [][3]int // samples, histograms, exemplars of item k
+
+	mu      sync.Mutex
+	items   []itemState
+	pending int           // items not decided yet
+	done    chan struct{} // closed when pending reaches 0
+}
+
+// itemState is where one item stands: it is stored once need replicas
+// stored it whole, refused once need replicas refused some of it (the
+// sender is told, as from one ingester), and failed when neither can
+// happen any more. A replica that refused what the others stored (it
+// missed an earlier write, or got two writes in another order) does not
+// count towards storing: an acknowledged sample is on a quorum.
+type itemState struct {
+	need, left              int
+	stored, refused, failed int
+	invalid                 int                        // replicas that refused the whole batch as invalid
+	answer                  *remotewrite.SeriesOutcome // of a replica that stored it; nil: stored as sent
+	refusal                 *remotewrite.SeriesOutcome
+	reasons                 []string
+	more                    int
+	err                     error
+	decided                 bool
+}
+
+// Push implements Pusher.
+func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remotewrite.Request) (remotewrite.Result, error) {
+	var res remotewrite.Result
+	b := p.encode(tenant, req, &res)
+	if len(b.spans) == 0 {
+		return res, nil
+	}
+	byInstance := map[string]*instanceItems{}
+	for k := range b.spans {
+		var key uint32
+		if s := b.series[k]; s >= 0 {
+			key = shardToken(tenant, req.Series[s].Labels)
+		} else {
+			key = shardTokenOf(tenant, b.metaFamily(req, k))
+		}
+		set, err := p.ring.Get(key, ring.WriteNoExtend, nil, nil, nil)
+		if err != nil {
+			return remotewrite.Result{}, p.quorumError(err)
+		}
+		b.items[k] = itemState{need: len(set.Instances) - set.MaxErrors, left: len(set.Instances)}
+		for _, inst := range set.Instances {
+			in := byInstance[inst.Addr]
+			if in == nil {
+				in = &instanceItems{inst: inst}
+				byInstance[inst.Addr] = in
+			}
+			in.items = append(in.items, k)
+		}
+	}
+	// The writes outlive the sender's request: they keep its values (the
+	// tenant) but not its cancellation.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RemoteTimeout)
+	var wg sync.WaitGroup
+	b.pending = len(b.spans)
+	b.done = make(chan struct{})
+	for _, in := range byInstance {
+		wg.Go(func() {
+			got, err := p.send(wctx, in.inst, b, in.items)
+			b.record(in.items, got, err)
+		})
+	}
+	go func() { wg.Wait(); cancel() }()
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return remotewrite.Result{}, p.quorumError(ctx.Err())
+	}
+	if err := b.failure(); err != nil {
+		return remotewrite.Result{}, p.quorumError(err)
+	}
+	b.merge(&res)
+	return res, nil
+}
+
+// instanceItems are the items one ingester is sent.
+type instanceItems struct {
+	inst  ring.InstanceDesc
+	items []int
+}
+
+// quorumError explains a failed write: which replicas were needed and
+// what the ring or an ingester said.
+func (p *ReplicatingPusher) quorumError(err error) error {
+	if errors.Is(err, remotewrite.ErrInvalid) || errors.Is(err, remotewrite.ErrLimited) {
+		return err // the ingesters refused the request itself: that is the answer
+	}
+	rf := p.ring.ReplicationFactor()
+	return fmt.Errorf("%w: each series needs %d of its %d replicas (-ingester.ring.replication-factor=%d) and fewer answered; %d ingesters are in the ring: %v",
+		ErrQuorum, rf/2+1, rf, rf, p.ring.InstancesCount(), err)
+}
+
+// encode validates the series and encodes the kept ones and the metadata.
+func (p *ReplicatingPusher) encode(tenant string, req *remotewrite.Request, res *remotewrite.Result) *batch {
+	enc := p.encoders.Get().(*remotewrite.Encoder)
+	defer p.encoders.Put(enc)
+	b := &batch{tenant: tenant}
+	add := func(index int, counts [3]int, encode func([]byte) []byte) {
+		start := len(b.buf)
+		b.buf = encode(b.buf)
+		b.spans = append(b.spans, [2]int{start, len(b.buf)})
+		b.series = append(b.series, index)
+		b.sent = append(b.sent, counts)
+	}
+	for k := range req.Series {
+		s := &req.Series[k]
+		if v := req.Validate; v != nil {
+			if reason := v.Series(s, k); reason != "" {
+				res.Reject(1, len(s.Samples)+len(s.Histograms), reason)
+				continue
+			}
+			v.Samples(s, res)
+		}
+		if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 && s.Metadata.IsEmpty() {
+			continue
+		}
+		add(k, [3]int{len(s.Samples), len(s.Histograms), len(s.Exemplars)}, func(buf []byte) []byte { return enc.AppendSeries(buf, s) })
+	}
+	for k := range req.Metadata {
+		m := &req.Metadata[k]
+		add(-1-k, [3]int{}, func(buf []byte) []byte { return enc.AppendMetadata(buf, m) })
+	}
+	b.items = make([]itemState, len(b.spans))
+	return b
+}
+
+// metaFamily is the family name of metadata item k.
+func (b *batch) metaFamily(req *remotewrite.Request, k int) string {
+	return req.Metadata[-1-b.series[k]].FamilyName
+}
+
+// send writes the items to one ingester.
+func (p *ReplicatingPusher) send(ctx context.Context, inst ring.InstanceDesc, b *batch, items []int) (remotewrite.Result, error) {
+	c, err := p.clients(inst.Addr)
+	if err != nil {
+		p.writes.WithLabelValues("failure").Inc()
+		return remotewrite.Result{}, fmt.Errorf("ingester %s (%s): %w", inst.Id, inst.Addr, err)
+	}
+	n := 0
+	for _, k := range items {
+		n += b.spans[k][1] - b.spans[k][0]
+	}
+	body := make([]byte, 0, n)
+	for _, k := range items {
+		body = append(body, b.buf[b.spans[k][0]:b.spans[k][1]]...)
+	}
+	got, err := c.Push(ctx, body)
+	if err != nil {
+		p.writes.WithLabelValues("failure").Inc()
+		if ctx.Err() == nil {
+			p.logger.Debug("write to ingester failed", "ingester", inst.Id, "tenant", b.tenant, "err", err)
+		}
+		return remotewrite.Result{}, err
+	}
+	p.writes.WithLabelValues("success").Inc()
+	return got, nil
+}
+
+// record takes one ingester's answer for the items it was sent. Its
+// outcomes index series by their position among the series of the batch
+// sent; items are in ascending order and series come before metadata, so
+// that position is the item's position in items.
+func (b *batch) record(items []int, got remotewrite.Result, err error) {
+	outcomes := map[int]remotewrite.SeriesOutcome{}
+	for _, o := range got.SeriesOutcomes() {
+		if o.Index >= 0 && o.Index < len(items) {
+			outcomes[o.Index] = o
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for pos, k := range items {
+		it := &b.items[k]
+		it.left--
+		o, has := outcomes[pos]
+		switch {
+		case errors.Is(err, remotewrite.ErrInvalid):
+			it.invalid++
+			it.err = err
+		case err != nil:
+			it.failed++
+			it.err = err
+		case has && (o.RejectedSamples > 0 || o.RejectedSeries > 0):
+			it.refused++
+			if it.refusal == nil {
+				it.refusal = &o
+				it.reasons, it.more = got.Reasons()
+			}
+		default:
+			it.stored++
+			if has && it.answer == nil {
+				it.answer = &o
+			}
+		}
+		b.decide(it)
+	}
+}
+
+// decide marks an item decided once its outcome cannot change. b.mu is
+// held.
+func (b *batch) decide(it *itemState) {
+	if it.decided {
+		return
+	}
+	if it.stored < it.need && it.refused < it.need && it.invalid < it.need &&
+		(it.stored+it.left >= it.need || it.refused+it.left >= it.need || it.invalid+it.left >= it.need) {
+		return // still open
+	}
+	it.decided = true
+	if b.pending--; b.pending == 0 {
+		close(b.done)
+	}
+}
+
+// failure is the error of a push whose items did not all reach a quorum,
+// or of one a quorum refused as invalid; nil when every item was stored or
+// refused by a quorum.
+func (b *batch) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var invalid error
+	for k := range b.items {
+		it := &b.items[k]
+		switch {
+		case it.stored >= it.need || it.refused >= it.need:
+		case it.invalid >= it.need:
+			invalid = it.err
+		default:
+			if it.err == nil {
+				it.err = errors.New("the replicas stored and refused the series differently")
+			}
+			return it.err
+		}
+	}
+	return invalid
+}
+
+// merge adds to res one copy of what the replicas stored and refused.
+func (b *batch) merge(res *remotewrite.Result) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out remotewrite.Result
+	var reasons []string
+	more := 0
+	for k, s := range b.series {
+		it := &b.items[k]
+		if s < 0 {
+			continue
+		}
+		o := it.answer
+		if it.stored < it.need { // refused by a quorum: say so, as one ingester would
+			o = it.refusal
+			for _, r := range it.reasons {
+				if !slices.Contains(reasons, r) {
+					reasons = append(reasons, r)
+				}
+			}
+			more += it.more
+		}
+		if o == nil {
+			out.Samples += b.sent[k][0]
+			out.Histograms += b.sent[k][1]
+			out.Exemplars += b.sent[k][2]
+			continue
+		}
+		out.Samples += o.Samples
+		out.Histograms += o.Histograms
+		out.Exemplars += o.Exemplars
+		out.RejectedSeries += o.RejectedSeries
+		out.RejectedSamples += o.RejectedSamples
+	}
+	for _, r := range reasons {
+		out.Reject(0, 0, r)
+	}
+	res.Merge(out)
+	res.AddDropped(more)
+}
+
+// shardToken is where a series goes in the ring: a hash of its tenant and
+// its labels (sorted, as validation requires), the same whichever
+// protocol it came in.
+func shardToken(tenant string, ls []labels.Label) uint32 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(tenant)
+	sep := []byte{0xff}
+	for _, l := range ls {
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Value)
+	}
+	h := d.Sum64()
+	return uint32(h ^ h>>32)
+}
+
+// shardTokenOf is where a metric family's metadata goes.
+func shardTokenOf(tenant, family string) uint32 {
+	return shardToken(tenant, []labels.Label{{Name: labels.MetricName, Value: family}})
+}

@@ -1,0 +1,254 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fluxpulse/fluxpulse/testbin"
+)
+
+// options shape a cluster.
+type options struct {
+	ingesters    int
+	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
+	distributors int
+	queriers     int
+	args         []string // for every process
+}
+
+// node is one FluxPulse process of the cluster.
+type node struct {
+	name, role string
+	dir        string
+	http       string // public listener
+	internal   string // /metrics, /ring
+	grpc       string
+	gossip     string
+	args       []string
+	proc       *testbin.Process
+}
+
+func (n *node) url() string { return "http://" + n.http }
+
+// cluster is a running set of nodes sharing one bucket, key file and
+// cluster secret.
+type cluster struct {
+	t            *testing.T
+	bin          string
+	shared       string
+	nodes        []*node
+	ingesters    []*node
+	distributors []*node
+	queriers     []*node
+}
+
+func startCluster(t *testing.T, o options) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: testbin.FluxPulse(t, "fluxpulse"), shared: t.TempDir()}
+	secret := filepath.Join(c.shared, "cluster-secret")
+	if err := os.WriteFile(secret, []byte("e2e-cluster-secret-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newNode := func(role string, k int) *node {
+		return &node{name: fmt.Sprintf("%s-%d", role, k), role: role, dir: t.TempDir(), http: testbin.FreePort(t),
+			internal: testbin.FreePort(t), grpc: testbin.FreePort(t), gossip: testbin.FreePort(t)}
+	}
+	for k := range o.ingesters {
+		c.ingesters = append(c.ingesters, newNode("ingester", k))
+	}
+	for k := range o.distributors {
+		c.distributors = append(c.distributors, newNode("distributor", k))
+	}
+	for k := range o.queriers {
+		c.queriers = append(c.queriers, newNode("querier", k))
+	}
+	var seeds []string
+	for _, n := range c.ingesters {
+		seeds = append(seeds, n.gossip)
+	}
+	common := append([]string{"-auth.mode=header", "-server.grpc-auth-token-file=" + secret,
+		"-memberlist.join=" + strings.Join(seeds, ","), "-memberlist.bind-addr=127.0.0.1",
+		"-ingester.ring.heartbeat-period=1s", "-ingester.ring.heartbeat-timeout=20s",
+		"-blocks-storage.filesystem.dir=" + filepath.Join(c.shared, "bucket"),
+		"-encryption.key-file=" + filepath.Join(c.shared, "master-keys.json")}, o.args...)
+	if len(o.zones) > 0 {
+		common = append(common, "-ingester.ring.zone-awareness-enabled")
+	}
+	all := append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...)
+	for k, n := range all {
+		n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
+			"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,
+			"-memberlist.bind-port=" + port(n.gossip)}, common...)
+		if n.role == "ingester" {
+			n.args = append(n.args, "-ingester.ring.instance-id="+n.name, "-ingester.ring.instance-addr="+n.grpc)
+			if len(o.zones) > 0 {
+				n.args = append(n.args, "-ingester.ring.instance-availability-zone="+o.zones[k%len(o.zones)])
+			}
+		}
+		c.nodes = append(c.nodes, n)
+		c.start(n)
+	}
+	for _, n := range c.nodes {
+		testbin.WaitHTTP(t, n.proc, n.url()+"/ready", 2*time.Minute)
+	}
+	c.waitMembers("ACTIVE", o.ingesters)
+	return c
+}
+
+func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// start starts (or restarts, on its data directory) a node.
+func (c *cluster) start(n *node) {
+	c.t.Helper()
+	n.proc = testbin.Start(c.t, c.bin, nil, n.args...)
+}
+
+// restart starts a stopped node again and waits until it is ready.
+func (c *cluster) restart(n *node) {
+	c.t.Helper()
+	c.start(n)
+	testbin.WaitHTTP(c.t, n.proc, n.url()+"/ready", 2*time.Minute)
+}
+
+// kill9 kills a node with SIGKILL.
+func (n *node) kill9() { n.proc.Kill() }
+
+// stop stops a node with SIGTERM and expects a clean exit.
+func (c *cluster) stop(n *node) {
+	c.t.Helper()
+	if err := n.proc.Stop(time.Minute); err != nil {
+		c.t.Fatalf("%s: %v\n%s", n.name, err, n.proc.Output())
+	}
+}
+
+// running are the nodes whose process is alive.
+func (c *cluster) running() []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if n.proc != nil && !n.proc.Exited() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+var membersRE = regexp.MustCompile(`(?m)^fluxpulse_ring_members\{name="ingester",state="([A-Za-z]+)"\} (\d+)`)
+
+// members returns what a node's /metrics says of the ingester ring.
+func (n *node) members() (map[string]int, error) {
+	body, err := get("http://" + n.internal + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, m := range membersRE.FindAllStringSubmatch(body, -1) {
+		v, _ := strconv.Atoi(m[2])
+		out[m[1]] = v
+	}
+	return out, nil
+}
+
+// waitMembers waits until every running node sees want ingesters in
+// state (ACTIVE, LEAVING, unhealthy, …).
+func (c *cluster) waitMembers(state string, want int) {
+	c.t.Helper()
+	testbin.Eventually(c.t, 2*time.Minute, func() error {
+		for _, n := range c.running() {
+			m, err := n.members()
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.name, err)
+			}
+			if m[state] != want {
+				return fmt.Errorf("%s sees %v, want %d %s", n.name, m, want, state)
+			}
+		}
+		return nil
+	})
+}
+
+// nonSuccess sums, over the distributors, the remote-write answers that
+// were not 2xx, by status code.
+func (c *cluster) nonSuccess() (map[string]int, error) {
+	out := map[string]int{}
+	re := regexp.MustCompile(`(?m)^fluxpulse_distributor_requests_total\{code="(\d+)",version="\d"\} (\d+)`)
+	for _, d := range c.distributors {
+		if d.proc.Exited() {
+			continue
+		}
+		body, err := get("http://" + d.internal + "/metrics")
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range re.FindAllStringSubmatch(body, -1) {
+			if !strings.HasPrefix(m[1], "2") {
+				v, _ := strconv.Atoi(m[2])
+				out[m[1]] += v
+			}
+		}
+	}
+	return out, nil
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, b)
+	}
+	return string(b), err
+}
+
+// bench runs the load tool against the cluster: pushes spread over the
+// distributors, every sample read back from a querier afterwards.
+type bench struct {
+	proc  *testbin.Process
+	start time.Time
+}
+
+// started is when the load began.
+func (b *bench) started() time.Time { return b.start }
+
+func (c *cluster) startBench(args ...string) *bench {
+	c.t.Helper()
+	var urls []string
+	for _, d := range c.distributors {
+		urls = append(urls, d.url())
+	}
+	a := append([]string{"run", "-url", strings.Join(urls, ","), "-read-url", c.queriers[0].url(), "-query-repeats", "0", "-warmup=false"}, args...)
+	bin := testbin.FluxPulse(c.t, "fluxpulse-bench")
+	return &bench{proc: testbin.Start(c.t, bin, nil, a...), start: time.Now()}
+}
+
+// wait waits for the load and its verification to end and returns what the
+// tool printed; it fails the test unless every request was answered 2xx and
+// every sample was read back exactly once.
+func (b *bench) wait(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	testbin.Eventually(t, timeout, func() error {
+		if !b.proc.Exited() {
+			return fmt.Errorf("the load is still running")
+		}
+		return nil
+	})
+	out := b.proc.Output()
+	if !strings.Contains(out, "every sample read back") {
+		t.Fatalf("the load tool reports failures:\n%s", out)
+	}
+	return out
+}
+
+// signal sends sig to a node's process.
+func (n *node) signal(sig syscall.Signal) error { return n.proc.Signal(sig) }
