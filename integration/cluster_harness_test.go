@@ -22,6 +22,8 @@ type options struct {
 	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
 	distributors int
 	queriers     int
+	rulers       int
+	compactors   int
 	args         []string // for every process
 }
 
@@ -49,6 +51,8 @@ type cluster struct {
 	ingesters    []*node
 	distributors []*node
 	queriers     []*node
+	rulers       []*node
+	compactors   []*node
 }
 
 func startCluster(t *testing.T, o options) *cluster {
@@ -71,6 +75,12 @@ func startCluster(t *testing.T, o options) *cluster {
 	for k := range o.queriers {
 		c.queriers = append(c.queriers, newNode("querier", k))
 	}
+	for k := range o.rulers {
+		c.rulers = append(c.rulers, newNode("ruler", k))
+	}
+	for k := range o.compactors {
+		c.compactors = append(c.compactors, newNode("compactor", k))
+	}
 	var seeds []string
 	for _, n := range c.ingesters {
 		seeds = append(seeds, n.gossip)
@@ -83,7 +93,10 @@ func startCluster(t *testing.T, o options) *cluster {
 	if len(o.zones) > 0 {
 		common = append(common, "-ingester.ring.zone-awareness-enabled")
 	}
-	all := append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...)
+	var all []*node
+	for _, ns := range [][]*node{c.ingesters, c.distributors, c.queriers, c.rulers, c.compactors} {
+		all = append(all, ns...)
+	}
 	for k, n := range all {
 		n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
 			"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,

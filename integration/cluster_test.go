@@ -8,9 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -183,4 +187,64 @@ func TestClusterZoneLoss(t *testing.T) {
 	if bad, err := c.nonSuccess(); err != nil || len(bad) > 0 {
 		t.Fatalf("distributors answered %v (%v) with zone a down, want only 2xx", bad, err)
 	}
+}
+
+// TestClusterRulerAndCompactor runs the ruler and the compactor as
+// processes of their own: the ruler reads through its querier over the
+// ring and writes a recording rule's results through its distributor, and
+// the cluster's querier reads them back (#13).
+func TestClusterRulerAndCompactor(t *testing.T) {
+	c := startCluster(t, options{ingesters: 3, distributors: 1, queriers: 1, rulers: 1, compactors: 1,
+		args: []string{"-ruler.min-evaluation-interval=1s"}})
+	stop := make(chan struct{})
+	var pushing sync.WaitGroup
+	defer func() { close(stop); pushing.Wait() }()
+	pushing.Go(func() { // up{instance=…} = 1 for three targets, every half second
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			for _, inst := range []string{"a", "b", "c"} {
+				post(t, c.distributors[0].url(), "team-a", "application/x-protobuf", upBody(t, inst))
+			}
+		}
+	})
+	postRules(t, c.rulers[0].url(), "team-a", "cluster", `name: totals
+interval: 1s
+rules:
+  - record: cluster:up:sum
+    expr: sum(up)
+`)
+	testbin.Eventually(t, time.Minute, func() error {
+		res := instant(t, c.queriers[0].url()+"/prometheus", `cluster:up:sum`, time.Now(), "team-a")
+		if len(res) != 1 || valueOf(res) != "3" {
+			return fmt.Errorf("cluster:up:sum = %v, want 3", res)
+		}
+		return nil
+	})
+	// The recorded series is the tenant's alone.
+	if res := instant(t, c.queriers[0].url()+"/prometheus", `cluster:up:sum`, time.Now(), "team-b"); len(res) != 0 {
+		t.Fatalf("team-b sees team-a's recording: %v", res)
+	}
+	if _, err := get(c.compactors[0].url() + "/ready"); err != nil {
+		t.Fatalf("compactor: %v", err)
+	}
+	if m, err := get("http://" + c.compactors[0].internal + "/metrics"); err != nil || !strings.Contains(m, "fluxpulse_compactor_") {
+		t.Fatalf("compactor metrics: %v", err)
+	}
+}
+
+// upBody is a remote-write 1.0 body with up{instance=…} = 1 now.
+func upBody(t *testing.T, instance string) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "instance", Value: instance}, {Name: "job", Value: "node"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, b)
 }

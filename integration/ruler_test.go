@@ -216,9 +216,9 @@ receivers:
 }
 
 // postRules stores a rule group through the Mimir path, as mimirtool does.
-func postRules(t *testing.T, fp *fluxPulse, tenant, namespace, group string) {
+func postRules(t *testing.T, base, tenant, namespace, group string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, fp.url()+"/prometheus/config/v1/rules/"+url.PathEscape(namespace), strings.NewReader(group))
+	req, err := http.NewRequest(http.MethodPost, base+"/prometheus/config/v1/rules/"+url.PathEscape(namespace), strings.NewReader(group))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +260,8 @@ func startRulerE2E(t *testing.T) *rulerE2E {
 		"-ruler.resend-delay=2s")
 	teams := map[string]*svcTarget{"a": startSvcTarget(t, "", nil), "b": startSvcTarget(t, "", nil)}
 	for _, tenant := range []string{"team-a", "team-b"} {
-		postRules(t, fp, tenant, "svc", availabilityGroup)
-		postRules(t, fp, tenant, "svc", recordingGroup)
+		postRules(t, fp.url(), tenant, "svc", availabilityGroup)
+		postRules(t, fp.url(), tenant, "svc", recordingGroup)
 	}
 	rulesFile := filepath.Join(t.TempDir(), "rules.yml")
 	file := "groups:\n  - " + strings.ReplaceAll(strings.TrimSpace(availabilityGroup), "\n", "\n    ") + "\n  - " + strings.ReplaceAll(strings.TrimSpace(recordingGroup), "\n", "\n    ") + "\n"
@@ -551,7 +551,7 @@ func checkRecording(t *testing.T, base, tenant string, before time.Time) {
 // its activeAt.
 func TestRulerRestartKeepsForState(t *testing.T) {
 	fp := startFluxPulse(t, "-auth.mode=header", "-ruler.min-evaluation-interval=1s")
-	postRules(t, fp, "team-a", "restart", `name: restart
+	postRules(t, fp.url(), "team-a", "restart", `name: restart
 interval: 1s
 rules:
   - alert: LongPending
