@@ -188,9 +188,16 @@ type builtBinary struct {
 }
 
 // FluxPulse builds a binary of this module (cmd/<name>) once per test
-// process and returns its path.
+// process and returns its path. When $FLUXPULSE_BIN_DIR holds it (test.sh
+// builds every binary there once for all packages), that one is used.
 func FluxPulse(t testing.TB, name string) string {
 	t.Helper()
+	if dir := os.Getenv("FLUXPULSE_BIN_DIR"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
 	v, _ := buildOnce.LoadOrStore(name, &builtBinary{})
 	b := v.(*builtBinary)
 	b.once.Do(func() {
