@@ -82,6 +82,34 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 // Ring returns the ingester ring.
 func (n *Node) Ring() *ring.Ring { return n.ring }
 
+// Tokens returns every token of the ingester ring, sorted, as the local KV
+// store holds the ring now; nil when it cannot be read.
+func (n *Node) Tokens() []uint32 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := n.ringKV.Get(ctx, ingesterRingKey)
+	if err != nil {
+		return nil
+	}
+	desc, ok := v.(*ring.Desc)
+	if !ok || desc == nil {
+		return nil
+	}
+	return desc.GetTokens()
+}
+
+// WriteRing is the ingester ring with its tokens, as distributors use it.
+type WriteRing struct {
+	*ring.Ring
+	n *Node
+}
+
+// WriteRing returns the ingester ring with its tokens.
+func (n *Node) WriteRing() WriteRing { return WriteRing{Ring: n.ring, n: n} }
+
+// Tokens returns every token of the ring, sorted.
+func (w WriteRing) Tokens() []uint32 { return w.n.Tokens() }
+
 // RegisterIngester makes this process an ingester of the ring at addr (what
 // others dial). It registers once ready says the ingester can serve: its
 // write-ahead logs are replayed. Call it before Run.

@@ -6,7 +6,8 @@
 #
 #   deploy/local-cluster.sh [DIR]      (default DIR: ./local-cluster)
 #
-# The binary is built from this checkout (or taken from $FLUXPULSE_BIN).
+# The binary is built from this checkout (or taken from $FLUXPULSE_BIN);
+# $FLUXPULSE_FLAGS are added to every process's flags (limits, say).
 # Tenants are decided by X-Scope-OrgID (-auth.mode=header): this is a
 # cluster for trying things out on one machine, not for production.
 set -eu
@@ -35,7 +36,7 @@ seeds=127.0.0.1:9401,127.0.0.1:9402,127.0.0.1:9403
 common="-auth.mode=header -server.grpc-auth-token-file=$secret -memberlist.join=$seeds -memberlist.bind-addr=127.0.0.1
  -ingester.ring.zone-awareness-enabled -ingester.ring.heartbeat-period=5s -ingester.ring.heartbeat-timeout=30s
  -blocks-storage.filesystem.dir=$dir/bucket -encryption.key-file=$dir/master-keys.json
- -runtime-config.file=$dir/runtime.yaml -log.level=warn"
+ -runtime-config.file=$dir/runtime.yaml -log.level=warn ${FLUXPULSE_FLAGS:-}"
 
 pids=""
 start() { # name target index extra…

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -54,21 +55,26 @@ func (c *ReplicationConfig) RegisterFlags(fs *flag.FlagSet) {
 // network: the ingesters trust what a distributor sends them.
 type ReplicatingPusher struct {
 	cfg     ReplicationConfig
-	ring    ring.DoBatchRing
+	ring    Ring
+	sets    *ringSets
 	clients ClientFunc
 	logger  *slog.Logger
 
 	encoders sync.Pool // *remotewrite.Encoder
+	batches  sync.Pool // *batch, returned once every write of a push is over
+	bodies   sync.Pool // *[]byte, of the calls to ingesters
 	writes   *prometheus.CounterVec
 }
 
 // NewReplicatingPusher returns a ReplicatingPusher over the ring r.
-func NewReplicatingPusher(cfg ReplicationConfig, r ring.DoBatchRing, clients ClientFunc, logger *slog.Logger, reg prometheus.Registerer) *ReplicatingPusher {
+func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, logger *slog.Logger, reg prometheus.Registerer) *ReplicatingPusher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ReplicatingPusher{cfg: cfg, ring: r, clients: clients, logger: logger,
+	return &ReplicatingPusher{cfg: cfg, ring: r, sets: &ringSets{ring: r, now: time.Now}, clients: clients, logger: logger,
 		encoders: sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
+		batches:  sync.Pool{New: func() any { return new(batch) }},
+		bodies:   sync.Pool{New: func() any { return new([]byte) }},
 		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
 	}
@@ -88,6 +94,8 @@ type batch struct {
 	spans  [][2]int // of item k in buf
 	series []int    // request index of item k; -1-i for metadata entry i
 	sent   [][3]int // samples, histograms, exemplars of item k
+
+	owners atomic.Int32 // the push and its writes, while they hold the batch
 
 	mu      sync.Mutex
 	items   []itemState
@@ -118,6 +126,7 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	var res remotewrite.Result
 	b := p.encode(tenant, req, &res)
 	if len(b.spans) == 0 {
+		p.putBatch(b)
 		return res, nil
 	}
 	byInstance := map[string]*instanceItems{}
@@ -128,8 +137,9 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		} else {
 			key = shardTokenOf(tenant, b.metaFamily(req, k))
 		}
-		set, err := p.ring.Get(key, ring.WriteNoExtend, nil, nil, nil)
+		set, err := p.sets.get(key)
 		if err != nil {
+			p.putBatch(b)
 			return remotewrite.Result{}, p.quorumError(err)
 		}
 		b.items[k] = itemState{need: len(set.Instances) - set.MaxErrors, left: len(set.Instances)}
@@ -154,7 +164,15 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 			b.record(in.items, got, err)
 		})
 	}
-	go func() { wg.Wait(); cancel() }()
+	// The batch goes back to the pool once both this call and the last
+	// write are done with it.
+	b.owners.Store(2)
+	defer p.release(b)
+	go func() {
+		wg.Wait()
+		cancel()
+		p.release(b)
+	}()
 	select {
 	case <-b.done:
 	case <-ctx.Done():
@@ -165,6 +183,22 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	}
 	b.merge(&res)
 	return res, nil
+}
+
+// release gives up one owner's hold of b; the last returns it.
+func (p *ReplicatingPusher) release(b *batch) {
+	if b.owners.Add(-1) == 0 {
+		p.putBatch(b)
+	}
+}
+
+// putBatch returns a batch nothing holds any more, keeping its arrays.
+func (p *ReplicatingPusher) putBatch(b *batch) {
+	if cap(b.buf) > maxPooledBody {
+		return
+	}
+	*b = batch{buf: b.buf[:0], spans: b.spans[:0], series: b.series[:0], sent: b.sent[:0], items: b.items[:0]}
+	p.batches.Put(b)
 }
 
 // instanceItems are the items one ingester is sent.
@@ -188,7 +222,8 @@ func (p *ReplicatingPusher) quorumError(err error) error {
 func (p *ReplicatingPusher) encode(tenant string, req *remotewrite.Request, res *remotewrite.Result) *batch {
 	enc := p.encoders.Get().(*remotewrite.Encoder)
 	defer p.encoders.Put(enc)
-	b := &batch{tenant: tenant}
+	b := p.batches.Get().(*batch)
+	b.tenant = tenant
 	add := func(index int, counts [3]int, encode func([]byte) []byte) {
 		start := len(b.buf)
 		b.buf = encode(b.buf)
@@ -214,7 +249,8 @@ func (p *ReplicatingPusher) encode(tenant string, req *remotewrite.Request, res 
 		m := &req.Metadata[k]
 		add(-1-k, [3]int{}, func(buf []byte) []byte { return enc.AppendMetadata(buf, m) })
 	}
-	b.items = make([]itemState, len(b.spans))
+	b.items = slices.Grow(b.items[:0], len(b.spans))[:len(b.spans)]
+	clear(b.items)
 	return b
 }
 
@@ -234,11 +270,16 @@ func (p *ReplicatingPusher) send(ctx context.Context, inst ring.InstanceDesc, b 
 	for _, k := range items {
 		n += b.spans[k][1] - b.spans[k][0]
 	}
-	body := make([]byte, 0, n)
+	bp := p.bodies.Get().(*[]byte)
+	body := slices.Grow((*bp)[:0], n)
 	for _, k := range items {
 		body = append(body, b.buf[b.spans[k][0]:b.spans[k][1]]...)
 	}
 	got, err := c.Push(ctx, body)
+	if cap(body) <= maxPooledBody { // the call is over: nothing holds the body any more
+		*bp = body
+		p.bodies.Put(bp)
+	}
 	if err != nil {
 		p.writes.WithLabelValues("failure").Inc()
 		if ctx.Err() == nil {
@@ -255,18 +296,20 @@ func (p *ReplicatingPusher) send(ctx context.Context, inst ring.InstanceDesc, b 
 // sent; items are in ascending order and series come before metadata, so
 // that position is the item's position in items.
 func (b *batch) record(items []int, got remotewrite.Result, err error) {
-	outcomes := map[int]remotewrite.SeriesOutcome{}
-	for _, o := range got.SeriesOutcomes() {
-		if o.Index >= 0 && o.Index < len(items) {
-			outcomes[o.Index] = o
-		}
-	}
+	outcomes := got.SeriesOutcomes() // in the order the series were pushed
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	next := 0
 	for pos, k := range items {
 		it := &b.items[k]
 		it.left--
-		o, has := outcomes[pos]
+		var o *remotewrite.SeriesOutcome
+		for next < len(outcomes) && outcomes[next].Index < pos {
+			next++ // not one of ours: ignored rather than trusted
+		}
+		if next < len(outcomes) && outcomes[next].Index == pos {
+			o = &outcomes[next]
+		}
 		switch {
 		case errors.Is(err, remotewrite.ErrInvalid):
 			it.invalid++
@@ -274,16 +317,16 @@ func (b *batch) record(items []int, got remotewrite.Result, err error) {
 		case err != nil:
 			it.failed++
 			it.err = err
-		case has && (o.RejectedSamples > 0 || o.RejectedSeries > 0):
+		case o != nil && (o.RejectedSamples > 0 || o.RejectedSeries > 0):
 			it.refused++
 			if it.refusal == nil {
-				it.refusal = &o
+				it.refusal = o
 				it.reasons, it.more = got.Reasons()
 			}
 		default:
 			it.stored++
-			if has && it.answer == nil {
-				it.answer = &o
+			if o != nil && it.answer == nil {
+				it.answer = o
 			}
 		}
 		b.decide(it)
@@ -392,3 +435,6 @@ func shardToken(tenant string, ls []labels.Label) uint32 {
 func shardTokenOf(tenant, family string) uint32 {
 	return shardToken(tenant, []labels.Label{{Name: labels.MetricName, Value: family}})
 }
+
+// maxPooledBody keeps one outsized call's body from pinning its memory.
+const maxPooledBody = 8 << 20

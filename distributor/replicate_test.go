@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -20,9 +21,23 @@ import (
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
+// kvRing is a dskit ring with the tokens of the KV store it reads.
+type kvRing struct {
+	*ring.Ring
+	kv kv.Client
+}
+
+func (r kvRing) Tokens() []uint32 {
+	v, err := r.kv.Get(context.Background(), "ring")
+	if err != nil || v == nil {
+		return nil
+	}
+	return v.(*ring.Desc).GetTokens()
+}
+
 // testRing is a real dskit ring over an in-memory KV store, with the given
 // instances: healthy ones heartbeat now, unhealthy ones an hour ago.
-func testRing(t *testing.T, healthy, unhealthy int) *ring.Ring {
+func testRing(t *testing.T, healthy, unhealthy int) kvRing {
 	t.Helper()
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })
@@ -48,7 +63,7 @@ func testRing(t *testing.T, healthy, unhealthy int) *ring.Ring {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
-	return r
+	return kvRing{Ring: r, kv: kv}
 }
 
 // replica is a fake ingester: it answers after delay with err, or stores

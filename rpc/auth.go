@@ -24,6 +24,12 @@ const (
 	mdActor         = "x-fluxpulse-actor"
 )
 
+// Transport sizes of the connections between roles.
+const (
+	windowBytes = 4 << 20
+	bufferBytes = 256 << 10
+)
+
 // minSecretBytes is the shortest cluster secret accepted.
 const minSecretBytes = 16
 
@@ -96,6 +102,10 @@ func (c Credential) authorize(ctx context.Context, fullMethod string) (context.C
 func (c Credential) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodec(codec{}),
+		// Pushes are hundreds of kilobytes: windows and buffers large
+		// enough that one is sent without waiting on flow control.
+		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(4 * windowBytes),
+		grpc.ReadBufferSize(bufferBytes), grpc.WriteBufferSize(bufferBytes),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			ctx, err := c.authorize(ctx, info.FullMethod)
 			if err != nil {

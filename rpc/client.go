@@ -49,6 +49,8 @@ func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterCl
 	}
 	opts := append(cred.DialOptions(), grpc.WithTransportCredentials(tc),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(4*windowBytes),
+		grpc.WithReadBufferSize(bufferBytes), grpc.WithWriteBufferSize(bufferBytes),
 		// An ingester that restarts on the same address must be reached
 		// again within a second, not after grpc-go's default backoff of
 		// up to two minutes: meanwhile it would count as a failed replica.

@@ -49,9 +49,17 @@ func TestPusherConformance(t *testing.T) {
 
 var _ pushertest.Reader = (*ingester.Ingester)(nil)
 
+// tokenRing is a dskit ring with the tokens of the KV store it reads.
+type tokenRing struct {
+	*ring.Ring
+	tokens []uint32
+}
+
+func (r tokenRing) Tokens() []uint32 { return r.tokens }
+
 // staticRing is a real dskit ring over an in-memory KV store holding one
 // ACTIVE instance per address.
-func staticRing(t *testing.T, addrs []string) *ring.Ring {
+func staticRing(t testing.TB, addrs []string) tokenRing {
 	t.Helper()
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })
@@ -72,5 +80,5 @@ func staticRing(t *testing.T, addrs []string) *ring.Ring {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
-	return r
+	return tokenRing{Ring: r, tokens: desc.GetTokens()}
 }

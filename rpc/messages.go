@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -21,11 +22,34 @@ type PushRequest struct {
 // Marshal implements selfMarshaler.
 func (m *PushRequest) Marshal() ([]byte, error) { return m.Body, nil }
 
-// Unmarshal implements selfMarshaler. It copies: the decoded series alias
-// the body for as long as the push runs.
+// Unmarshal implements selfMarshaler. It copies, into a pooled buffer that
+// the push returns when it is done: the decoded series alias the body for
+// as long as the push runs.
 func (m *PushRequest) Unmarshal(b []byte) error {
-	m.Body = append(m.Body[:0], b...)
+	m.Body = append(getBody(len(b)), b...)
 	return nil
+}
+
+// Bodies of pushes are pooled: at hundreds of kilobytes each, a fresh one
+// per call would keep the garbage collector busy.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody keeps an outsized push from pinning its memory.
+const maxPooledBody = 8 << 20
+
+func getBody(n int) []byte {
+	b := *(bodies.Get().(*[]byte))
+	if cap(b) < n {
+		return make([]byte, 0, n)
+	}
+	return b[:0]
+}
+
+func putBody(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodies.Put(&b)
+	}
 }
 
 // PushResponse is what an ingester stored and refused of a PushRequest,

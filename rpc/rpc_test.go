@@ -31,7 +31,7 @@ import (
 )
 
 // credential writes a secret to a file and loads it.
-func credential(t *testing.T, secret string) Credential {
+func credential(t testing.TB, secret string) Credential {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
@@ -45,7 +45,7 @@ func credential(t *testing.T, secret string) Credential {
 }
 
 // newIngester starts a real ingester with the flags' defaults.
-func newIngester(t *testing.T) *ingester.Ingester {
+func newIngester(t testing.TB) *ingester.Ingester {
 	t.Helper()
 	var cfg ingester.Config
 	var lim limits.Limits
@@ -70,7 +70,7 @@ func newIngester(t *testing.T) *ingester.Ingester {
 
 // serve starts a real ingester behind the ingester service on loopback
 // and returns its address.
-func serve(t *testing.T, cred Credential) string {
+func serve(t testing.TB, cred Credential) string {
 	t.Helper()
 	ing := newIngester(t)
 	srv := grpc.NewServer(cred.ServerOptions()...)
@@ -85,7 +85,7 @@ func serve(t *testing.T, cred Credential) string {
 	return ln.Addr().String()
 }
 
-func dial(t *testing.T, addr string, cred Credential) *IngesterClient {
+func dial(t testing.TB, addr string, cred Credential) *IngesterClient {
 	t.Helper()
 	c, err := DialIngester(addr, cred, nil)
 	if err != nil {

@@ -62,6 +62,7 @@ func (s *ingesterService) check(ctx context.Context) (string, error) {
 }
 
 func (s *ingesterService) push(ctx context.Context, in *PushRequest) (*PushResponse, error) {
+	defer putBody(in.Body)
 	tenant, err := s.check(ctx)
 	if err != nil {
 		return nil, err

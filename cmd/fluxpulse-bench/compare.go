@@ -18,13 +18,14 @@ import (
 
 // receiver is a Prometheus or FluxPulse process started for one run.
 type receiver struct {
-	kind string // "prometheus" or "fluxpulse"
-	bin  string
-	dir  string
-	addr string
-	args []string
-	cmd  *exec.Cmd
-	log  *os.File
+	kind     string // "prometheus" or "fluxpulse"
+	bin      string
+	dir      string
+	addr     string
+	internal string // FluxPulse's operator listener; empty: none
+	args     []string
+	cmd      *exec.Cmd
+	log      *os.File
 }
 
 func (r *receiver) url() string { return "http://" + r.addr }
@@ -58,7 +59,7 @@ func (r *receiver) start() error {
 			"--web.listen-address="+r.addr, "--web.enable-remote-write-receiver")
 	default:
 		args = append(args, "-data.dir", filepath.Join(r.dir, "data"), "-server.http-listen-address", r.addr,
-			"-server.internal-listen-address=", "-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-ingester.max-series-per-tenant=0",
+			"-server.internal-listen-address="+r.internal, "-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-ingester.max-series-per-tenant=0",
 			"-ingester.max-tenants=5000", "-querier.max-concurrent-queries=0")
 	}
 	var err error

@@ -8,6 +8,7 @@
 //
 //	fluxpulse-bench run -url http://127.0.0.1:9009 -pid 1234 …   one load against a running receiver
 //	fluxpulse-bench compare -prometheus BIN -fluxpulse BIN …     FluxPulse and Prometheus side by side
+//	fluxpulse-bench cluster -fluxpulse BIN …                     one process against a local RF=3 cluster
 package main
 
 import (
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare|cluster [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -31,8 +32,10 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "compare":
 		err = compareCmd(os.Args[2:])
+	case "cluster":
+		err = clusterCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: run or compare", os.Args[1])
+		err = fmt.Errorf("unknown command %q: run, compare or cluster", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fluxpulse-bench:", err)

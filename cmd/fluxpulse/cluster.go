@@ -223,7 +223,7 @@ func (s *grpcServer) shutdown() {
 // replicatingPusher writes to the ingesters of the ring.
 func (p *process) replicatingPusher() *distributor.ReplicatingPusher {
 	m := p.member
-	return distributor.NewReplicatingPusher(p.cfg.cluster.replication, m.node.Ring(), func(addr string) (distributor.IngesterClient, error) {
+	return distributor.NewReplicatingPusher(p.cfg.cluster.replication, m.node.WriteRing(), func(addr string) (distributor.IngesterClient, error) {
 		return m.ingesterClient(addr)
 	}, p.logger.With("component", "distributor"), p.reg)
 }

@@ -1,0 +1,90 @@
+package distributor
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+)
+
+// Ring is the ingester ring as the distributor writes to it: dskit's ring,
+// and the tokens of every instance in it (sorted), from which the
+// replication sets of every key follow.
+type Ring interface {
+	ring.DoBatchRing
+	Tokens() []uint32
+}
+
+// setsTTL is how long the replication sets of the ring's token ranges are
+// reused before they are read from the ring again: an instance that turns
+// unhealthy is skipped that much later at most.
+const setsTTL = time.Second
+
+// ringSets memoizes the ring's replication sets per token range: every key
+// between two adjacent tokens has the same set, and a ring of a few
+// hundred tokens has as many sets, while a push asks for one per series
+// (dskit's Get costs about a microsecond with zone awareness).
+type ringSets struct {
+	ring Ring
+	now  func() time.Time
+
+	mu   sync.Mutex
+	snap atomic.Pointer[setsSnapshot]
+}
+
+type setsSnapshot struct {
+	built  time.Time
+	tokens []uint32
+	sets   []atomic.Pointer[setEntry] // by token range: the index of the first token above the key
+}
+
+type setEntry struct {
+	set ring.ReplicationSet
+	err error
+}
+
+// get returns the replication set of key for writes.
+func (r *ringSets) get(key uint32) (ring.ReplicationSet, error) {
+	s := r.snapshot()
+	if len(s.tokens) == 0 {
+		return r.ring.Get(key, ring.WriteNoExtend, nil, nil, nil)
+	}
+	// As dskit searches: the first token above the key, wrapping around.
+	i, found := slices.BinarySearch(s.tokens, key)
+	if found {
+		i++
+	}
+	if i == len(s.tokens) {
+		i = 0
+	}
+	if e := s.sets[i].Load(); e != nil {
+		return e.set, e.err
+	}
+	// Any key of the range does: the one just below its token, or for the
+	// range that wraps around, the last token.
+	rep := s.tokens[len(s.tokens)-1]
+	if i > 0 {
+		rep = s.tokens[i] - 1
+	}
+	set, err := r.ring.Get(rep, ring.WriteNoExtend, nil, nil, nil)
+	s.sets[i].Store(&setEntry{set: set, err: err})
+	return set, err
+}
+
+func (r *ringSets) snapshot() *setsSnapshot {
+	now := r.now()
+	if s := r.snap.Load(); s != nil && now.Sub(s.built) < setsTTL {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.snap.Load(); s != nil && now.Sub(s.built) < setsTTL {
+		return s
+	}
+	tokens := r.ring.Tokens()
+	s := &setsSnapshot{built: now, tokens: tokens, sets: make([]atomic.Pointer[setEntry], len(tokens))}
+	r.snap.Store(s)
+	return s
+}
