@@ -43,7 +43,9 @@ type Node struct {
 }
 
 // New builds the membership of a process. Nothing starts until Run.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, error) {
+// codecs are those of further values gossiped besides the ring (the HA
+// tracker's elections, say): they must be known before the process joins.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, codecs ...codec.Codec) (*Node, error) {
 	if err := cfg.Ring.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,7 +58,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 	// names.
 	dreg := prometheus.WrapRegistererWithPrefix("fluxpulse_", reg)
 	mcfg := cfg.Memberlist
-	mcfg.Codecs = []codec.Codec{ring.GetCodec()}
+	mcfg.Codecs = append([]codec.Codec{ring.GetCodec()}, codecs...)
 	mcfg.MetricsNamespace = "fluxpulse"
 	n := &Node{cfg: cfg, logger: gl, reg: reg}
 	n.kv = memberlist.NewKVInitService(&mcfg, gl, dns.NewProvider(dns.GolangResolverType, 0, gl, dreg), dreg)
@@ -77,6 +79,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 		reg.MustRegister(&membersCollector{n: n})
 	}
 	return n, nil
+}
+
+// KV returns a client of the memberlist KV store for values of c, which
+// must be one of the codecs given to New.
+func (n *Node) KV(c codec.Codec, name string) (kv.Client, error) {
+	return kv.NewClient(kv.Config{Store: "memberlist", StoreConfig: kv.StoreConfig{MemberlistKV: n.kv.GetMemberlistKV}},
+		c, kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("fluxpulse_", n.reg), name), n.logger)
 }
 
 // Ring returns the ingester ring.

@@ -105,6 +105,8 @@ type Distributor struct {
 	discarded   *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	haDropped   *prometheus.CounterVec
+	ha          HATracker // nil: no HA deduplication
 	reqSeconds  prometheus.Histogram
 }
 
@@ -130,6 +132,8 @@ func New(cfg Config, p Pusher, lim *limits.Overrides, logger *slog.Logger, reg p
 			Name: "fluxpulse_distributor_received_bytes_total", Help: "Compressed remote-write bytes received per tenant."}, []string{"tenant"}),
 		discarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_discarded_samples_total", Help: "Samples refused per tenant, by validation or by the store."}, []string{"tenant"}),
+		haDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_ha_dropped_samples_total", Help: "Samples dropped per tenant because they came from a replica of an HA pair that is not the elected one."}, []string{"tenant"}),
 		rateLimited: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_rate_limited_samples_total", Help: "Samples refused with 429 by the per-tenant ingestion rate limit."}, []string{"tenant"}),
 		requests: f.NewCounterVec(prometheus.CounterOpts{
@@ -238,6 +242,21 @@ func (d *Distributor) serve(w http.ResponseWriter, r *http.Request, rec *Record)
 	}
 
 	rec.Samples, rec.Histograms, rec.Exemplars = req.Counts()
+	// A replica of an HA pair that is not the elected one is told its
+	// samples were accepted, as Cortex and Mimir answer it, and they are
+	// dropped before they count against the rate limit.
+	if dropped, err := d.dedupe(r.Context(), tenant, req); err != nil {
+		return fail(ver, err)
+	} else if dropped {
+		if ver == remotewrite.V2 {
+			h := w.Header()
+			h.Set("X-Prometheus-Remote-Write-Samples-Written", "0")
+			h.Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+			h.Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return ver, http.StatusAccepted
+	}
 	if wait, err := d.checkRate(tenant, req); err != nil {
 		if wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))

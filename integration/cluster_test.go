@@ -248,3 +248,115 @@ func upBody(t *testing.T, instance string) []byte {
 	}
 	return snappy.Encode(nil, b)
 }
+
+// TestClusterHAPair has two real Prometheus servers of one HA pair (same
+// cluster label, replicas r1 and r2) push through two distributors: only
+// one replica's samples are stored, without the replica label; killing the
+// elected one, the other takes over within the failover timeout, and the
+// gap in the data is no longer than the timeout plus a scrape interval
+// (and the time to send a batch) (#17).
+func TestClusterHAPair(t *testing.T) {
+	const failover = 5 * time.Second
+	c := startCluster(t, options{ingesters: 3, distributors: 2, queriers: 1, args: []string{
+		"-distributor.ha-tracker.enable", "-distributor.ha-tracker.failover-timeout=" + failover.String(),
+		"-distributor.ha-tracker.update-timeout=1s", "-distributor.ha-tracker.accept-ha-samples"}})
+	target := startTarget(t, "fp_only_ha_total")
+	proms := map[string]*prometheusProc{}
+	for k, replica := range []string{"r1", "r2"} {
+		dist := c.distributors[k].url()
+		proms[replica] = startPrometheus(t, func(self string) string {
+			return haPromConfig(self, target, dist, replica)
+		}, "")
+	}
+	q := c.queriers[0].url() + "/prometheus"
+	testbin.Eventually(t, time.Minute, func() error { // 20s of data
+		if n := countOverTime(t, q, 20*time.Second); n < 18 {
+			return fmt.Errorf("%v samples of the last 20s", n)
+		}
+		return nil
+	})
+	if n := countOverTime(t, q, 20*time.Second); n > 22 {
+		t.Fatalf("%v samples of up in 20s at a 1s scrape interval: both replicas were stored", n)
+	}
+	if vals := apiData(t, q, "/api/v1/label/__replica__/values", nil, "tenant-ha").([]any); len(vals) != 0 {
+		t.Fatalf("the replica label was stored: %v", vals)
+	}
+	elected := "r1"
+	if haDropped(t, c.distributors[0]) > 0 { // r1's distributor dropped its samples
+		elected = "r2"
+	}
+	killed := time.Now()
+	proms[elected].proc.Kill()
+	testbin.Eventually(t, time.Minute, func() error { // the other replica's samples arrive again
+		if time.Since(killed) < failover+5*time.Second {
+			return fmt.Errorf("waiting for the failover")
+		}
+		return nil
+	})
+	gap := maxGap(t, q, time.Since(killed)+30*time.Second)
+	if limit := failover + time.Second + time.Second; gap > limit {
+		t.Fatalf("the data has a gap of %s after the elected replica died, want at most %s (failover timeout, a scrape interval, a send)", gap, limit)
+	}
+	t.Logf("gap after killing %s: %s (failover timeout %s)", elected, gap, failover)
+}
+
+func haPromConfig(self, target, dist, replica string) string {
+	return fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  external_labels: {cluster: eu-1, __replica__: %[4]s}
+scrape_configs:
+  - job_name: target
+    static_configs: [{targets: ["%[2]s"]}]
+remote_write:
+  - url: %[3]s/api/v1/push
+    headers: {X-Scope-OrgID: tenant-ha}
+    queue_config: {batch_send_deadline: 200ms, min_backoff: 100ms, max_backoff: 1s}
+`, self, target, dist, replica)
+}
+
+// countOverTime is how many samples of up the tenant has in the last d.
+func countOverTime(t *testing.T, q string, d time.Duration) float64 {
+	res := instant(t, q, fmt.Sprintf(`sum(count_over_time(up{job="target"}[%ds]))`, int(d.Seconds())), time.Now(), "tenant-ha")
+	if len(res) == 0 {
+		return 0
+	}
+	var n float64
+	fmt.Sscan(valueOf(res).(string), &n)
+	return n
+}
+
+// maxGap is the longest time between two samples of up in the last d.
+func maxGap(t *testing.T, q string, d time.Duration) time.Duration {
+	res := apiData(t, q, "/api/v1/query", url.Values{"query": {fmt.Sprintf(`up{job="target"}[%ds]`, int(d.Seconds()))}}, "tenant-ha")
+	series := res.(map[string]any)["result"].([]any)
+	if len(series) != 1 {
+		t.Fatalf("%d series of up, want 1", len(series))
+	}
+	var gap time.Duration
+	var prev float64
+	for k, v := range series[0].(map[string]any)["values"].([]any) {
+		at := v.([]any)[0].(float64)
+		if k > 0 {
+			gap = max(gap, time.Duration((at-prev)*float64(time.Second)))
+		}
+		prev = at
+	}
+	return gap
+}
+
+// haDropped is how many samples a distributor dropped as from a replica
+// that is not the elected one.
+func haDropped(t *testing.T, d *node) float64 {
+	body, err := get("http://" + d.internal + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, `fluxpulse_distributor_ha_dropped_samples_total{tenant="tenant-ha"}`) {
+			fmt.Sscan(strings.Fields(line)[1], &n)
+		}
+	}
+	return n
+}

@@ -60,6 +60,16 @@ type Limits struct {
 	// RulerAlertmanagerURL, when set, sends the tenant's alerts to its own
 	// Alertmanager instead of the one of -ruler.alertmanager-url.
 	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
+
+	// HA pairs and sharding, when roles run apart.
+	// AcceptHASamples deduplicates the tenant's Prometheus HA pairs (with
+	// -distributor.ha-tracker.enable).
+	AcceptHASamples bool `yaml:"accept_ha_samples"`
+	// HAMaxClusters bounds the HA clusters one tenant may send.
+	HAMaxClusters int `yaml:"ha_max_clusters"`
+	// IngestionTenantShardSize puts the tenant's series on only that many
+	// ingesters (shuffle sharding); 0 uses every ingester.
+	IngestionTenantShardSize int `yaml:"ingestion_tenant_shard_size"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -91,6 +101,9 @@ const (
 	FlagRulerMaxRulesPerGroup  = "ruler.max-rules-per-rule-group"
 	FlagRulerMinEvalInterval   = "ruler.min-evaluation-interval"
 	FlagRulerAlertmanagerURL   = "ruler.tenant-alertmanager-url"
+	FlagAcceptHASamples        = "distributor.ha-tracker.accept-ha-samples"
+	FlagHAMaxClusters          = "distributor.ha-tracker.max-clusters"
+	FlagIngestionShardSize     = "distributor.ingestion-tenant-shard-size"
 )
 
 // Source names the flag and the runtime-file key that set a limit, for
@@ -127,6 +140,9 @@ var keys = map[string]string{
 	FlagRulerMaxRulesPerGroup:  "ruler_max_rules_per_group",
 	FlagRulerMinEvalInterval:   "ruler_min_evaluation_interval",
 	FlagRulerAlertmanagerURL:   "ruler_alertmanager_url",
+	FlagAcceptHASamples:        "accept_ha_samples",
+	FlagHAMaxClusters:          "ha_max_clusters",
+	FlagIngestionShardSize:     "ingestion_tenant_shard_size",
 }
 
 // RegisterFlags registers the global defaults.
@@ -158,6 +174,9 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
 	fs.StringVar(&l.RulerAlertmanagerURL, FlagRulerAlertmanagerURL, "", "Default per-tenant Alertmanager URL; usually set per tenant in the runtime file. Empty means -ruler.alertmanager-url.")
+	fs.BoolVar(&l.AcceptHASamples, FlagAcceptHASamples, false, "Deduplicate the tenant's Prometheus HA pairs (cluster and __replica__ labels); needs -distributor.ha-tracker.enable. Usually set per tenant in the runtime file.")
+	fs.IntVar(&l.HAMaxClusters, FlagHAMaxClusters, 100, "Maximum HA clusters a tenant may send. 0 means unlimited.")
+	fs.IntVar(&l.IngestionTenantShardSize, FlagIngestionShardSize, 0, "Ingesters a tenant's series are spread over when roles run apart (shuffle sharding; a multiple of the zones with zone awareness). 0 uses every ingester.")
 }
 
 // Validate checks the limits for consistency.
@@ -180,6 +199,7 @@ func (l Limits) Validate() error {
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
 		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),
+		FlagHAMaxClusters: float64(l.HAMaxClusters), FlagIngestionShardSize: float64(l.IngestionTenantShardSize),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

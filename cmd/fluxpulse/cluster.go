@@ -22,6 +22,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/cluster"
 	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/hatracker"
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/rpc"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
@@ -109,7 +110,7 @@ type clusterMember struct {
 // both run as loops of the run group.
 func (p *process) joinCluster() error {
 	cc := &p.cfg.cluster
-	node, err := cluster.New(cc.Config, p.logger.With("component", "cluster"), p.reg)
+	node, err := cluster.New(cc.Config, p.logger.With("component", "cluster"), p.reg, hatracker.Codec{})
 	if err != nil {
 		return err
 	}

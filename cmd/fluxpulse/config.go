@@ -13,6 +13,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/hatracker"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
@@ -48,6 +49,7 @@ type serverConfig struct {
 	querier     querier.Config
 	ruler       rulerConfig
 	cluster     clusterConfig
+	ha          hatracker.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -75,6 +77,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.querier.RegisterFlags(fs)
 	c.ruler.registerFlags(fs)
 	c.cluster.registerFlags(fs)
+	c.ha.RegisterFlags(fs)
 }
 
 func (c *serverConfig) validate() error {
@@ -83,6 +86,9 @@ func (c *serverConfig) validate() error {
 		return err
 	}
 	c.roles = r
+	if err := c.ha.Validate(); err != nil {
+		return err
+	}
 	if !r.all() {
 		if err := c.cluster.validate(r); err != nil {
 			return err

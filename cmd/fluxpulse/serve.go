@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/distributor"
+	"github.com/fluxpulse/fluxpulse/hatracker"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
@@ -79,8 +80,9 @@ type process struct {
 	obs        *observers
 	usage      *usage.Recorder
 	storage    *storage
-	member     *clusterMember // nil in -target=all
-	grpcServer *grpcServer    // an ingester's, when roles run apart
+	member     *clusterMember     // nil in -target=all
+	ha         *hatracker.Tracker // nil without -distributor.ha-tracker.enable
+	grpcServer *grpcServer        // an ingester's, when roles run apart
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -140,6 +142,9 @@ func (p *process) addRoles(g *run.Group) error {
 	if err != nil {
 		return err
 	}
+	if err := p.addHATracker(hatracker.NewMemStore()); err != nil {
+		return err
+	}
 	dist, err := p.addDistributor(ing)
 	if err != nil {
 		return err
@@ -186,6 +191,15 @@ func (p *process) addApartRoles() error {
 		p.checks = append(p.checks, p.ringHasIngesters)
 	}
 	var dist *distributor.Distributor
+	if r[roleDistributor] {
+		store, err := p.member.node.KV(hatracker.Codec{}, "ha-tracker")
+		if err != nil {
+			return err
+		}
+		if err := p.addHATracker(store); err != nil {
+			return err
+		}
+	}
 	if r[roleDistributor] || r[roleRuler] {
 		var err error
 		if dist, err = p.newDistributor(p.replicatingPusher(), r[roleDistributor]); err != nil {
