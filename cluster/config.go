@@ -21,16 +21,8 @@ type Config struct {
 // use it, and how an ingester registers in it. Flags are named as Mimir
 // names them.
 type RingConfig struct {
-	ReplicationFactor    int
-	ZoneAwareness        bool
-	Zone                 string
-	InstanceID           string
-	InstanceAddr         string
-	HeartbeatPeriod      time.Duration
-	HeartbeatTimeout     time.Duration
+	RoleRingConfig
 	UnregisterOnShutdown bool
-	NumTokens            int
-	TokensFile           string
 }
 
 // Flag names quoted in errors.
@@ -85,11 +77,18 @@ func (c RingConfig) ValidateIngester() error {
 }
 
 // InstanceAddrFor returns the address an ingester advertises: the flag's
-// if set, else the gRPC listener's host and port, or the hostname with the
-// port when the listener names no host.
+// if set, else as AdvertiseAddr tells.
 func (c RingConfig) InstanceAddrFor(grpcListen string) (string, error) {
-	if c.InstanceAddr != "" {
-		return c.InstanceAddr, nil
+	return AdvertiseAddr(c.InstanceAddr, FlagInstanceAddr, grpcListen)
+}
+
+// AdvertiseAddr returns the address an instance of a ring advertises: addr
+// (the value of the flag named flagName) if set, else the gRPC listener's
+// host and port, or the hostname with the port when the listener names no
+// host.
+func AdvertiseAddr(addr, flagName, grpcListen string) (string, error) {
+	if addr != "" {
+		return addr, nil
 	}
 	host, port, err := net.SplitHostPort(grpcListen)
 	if err != nil {
@@ -97,7 +96,7 @@ func (c RingConfig) InstanceAddrFor(grpcListen string) (string, error) {
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		if host, err = os.Hostname(); err != nil {
-			return "", fmt.Errorf("cannot tell what other processes dial: set -%s (%w)", FlagInstanceAddr, err)
+			return "", fmt.Errorf("cannot tell what other processes dial: set -%s (%w)", flagName, err)
 		}
 	}
 	return net.JoinHostPort(host, port), nil

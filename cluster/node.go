@@ -40,6 +40,9 @@ type Node struct {
 	lifecycler *ring.BasicLifecycler // nil outside ingesters
 	joinReady  func() bool           // when the ingester may register
 	registered atomic.Bool
+
+	rings     map[string]*RoleRing // the role rings, by name
+	ringOrder []*RoleRing
 }
 
 // New builds the membership of a process. Nothing starts until Run.
@@ -124,24 +127,38 @@ func (w WriteRing) Tokens() []uint32 { return w.n.Tokens() }
 // write-ahead logs are replayed. Call it before Run.
 func (n *Node) RegisterIngester(addr, tokensFile string, ready func() bool) error {
 	rc := n.cfg.Ring
+	rc.TokensFile = tokensFile
 	if err := rc.ValidateIngester(); err != nil {
 		return err
 	}
-	var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, rc.NumTokens)
-	d = ring.NewLeaveOnStoppingDelegate(d, n.logger)
-	d = ring.NewTokensPersistencyDelegate(tokensFile, ring.ACTIVE, d, n.logger)
-	d = ring.NewAutoForgetDelegate(10*rc.HeartbeatTimeout, d, n.logger)
-	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
-		ID: rc.InstanceID, Addr: addr, Zone: rc.Zone,
-		HeartbeatPeriod: rc.HeartbeatPeriod, HeartbeatTimeout: rc.HeartbeatTimeout,
-		TokensObservePeriod: 0, NumTokens: rc.NumTokens,
-		KeepInstanceInTheRingOnShutdown: !rc.UnregisterOnShutdown,
-	}, IngesterRingName, ingesterRingKey, n.ringKV, d, n.logger, prometheus.WrapRegistererWithPrefix("fluxpulse_dskit_", n.reg))
+	lc, err := n.newLifecycler(IngesterRingName, ingesterRingKey, rc.RoleRingConfig, addr, !rc.UnregisterOnShutdown)
 	if err != nil {
-		return fmt.Errorf("ingester lifecycler: %w", err)
+		return err
 	}
 	n.lifecycler, n.joinReady = lc, ready
 	return nil
+}
+
+// newLifecycler returns the lifecycler that keeps this instance in a ring
+// at addr: ACTIVE once registered, its tokens kept in cfg.TokensFile (if
+// set), instances silent for ten heartbeat timeouts forgotten, and on
+// shutdown LEAVING and kept in the ring (keep) or removed from it.
+func (n *Node) newLifecycler(name, key string, cfg RoleRingConfig, addr string, keep bool) (*ring.BasicLifecycler, error) {
+	var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.NumTokens)
+	d = ring.NewLeaveOnStoppingDelegate(d, n.logger)
+	if cfg.TokensFile != "" {
+		d = ring.NewTokensPersistencyDelegate(cfg.TokensFile, ring.ACTIVE, d, n.logger)
+	}
+	d = ring.NewAutoForgetDelegate(10*cfg.HeartbeatTimeout, d, n.logger)
+	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
+		ID: cfg.InstanceID, Addr: addr, Zone: cfg.Zone,
+		HeartbeatPeriod: cfg.HeartbeatPeriod, HeartbeatTimeout: cfg.HeartbeatTimeout, NumTokens: cfg.NumTokens,
+		KeepInstanceInTheRingOnShutdown: keep,
+	}, name, key, n.ringKV, d, n.logger, prometheus.WrapRegistererWithPrefix("fluxpulse_dskit_", n.reg))
+	if err != nil {
+		return nil, fmt.Errorf("%s lifecycler: %w", name, err)
+	}
+	return lc, nil
 }
 
 // Registered reports whether this ingester has registered itself in the
@@ -200,6 +217,11 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("ingester ring: %w", err)
 	}
 	defer n.stop("ingester ring", n.ring)
+	stopRings, err := n.startRings()
+	if err != nil {
+		return err
+	}
+	defer stopRings()
 	if n.lifecycler != nil {
 		if !waitFor(ctx, n.joinReady) {
 			return nil
@@ -233,6 +255,9 @@ func (n *Node) failed() <-chan struct{} {
 	}
 	done(n.kv)
 	done(n.ring)
+	for _, r := range n.ringOrder {
+		done(r.ring)
+	}
 	return ch
 }
 

@@ -60,10 +60,11 @@ type ReplicatingPusher struct {
 	clients ClientFunc
 	logger  *slog.Logger
 
-	encoders sync.Pool // *remotewrite.Encoder
-	batches  sync.Pool // *batch, returned once every write of a push is over
-	bodies   sync.Pool // *[]byte, of the calls to ingesters
-	writes   *prometheus.CounterVec
+	shardSize func(tenant string) int // ingesters per tenant; 0: all
+	encoders  sync.Pool               // *remotewrite.Encoder
+	batches   sync.Pool               // *batch, returned once every write of a push is over
+	bodies    sync.Pool               // *[]byte, of the calls to ingesters
+	writes    *prometheus.CounterVec
 }
 
 // NewReplicatingPusher returns a ReplicatingPusher over the ring r.
@@ -72,15 +73,21 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &ReplicatingPusher{cfg: cfg, ring: r, sets: &ringSets{ring: r, now: time.Now}, clients: clients, logger: logger,
-		encoders: sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
-		batches:  sync.Pool{New: func() any { return new(batch) }},
-		bodies:   sync.Pool{New: func() any { return new([]byte) }},
+		shardSize: func(string) int { return 0 },
+		encoders:  sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
+		batches:   sync.Pool{New: func() any { return new(batch) }},
+		bodies:    sync.Pool{New: func() any { return new([]byte) }},
 		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
 	}
 }
 
 var _ Pusher = (*ReplicatingPusher)(nil)
+
+// SetShardSize makes the pusher write each tenant's series to only
+// size(tenant) ingesters of the ring (shuffle sharding; 0: all). Set it
+// before use.
+func (p *ReplicatingPusher) SetShardSize(size func(tenant string) int) { p.shardSize = size }
 
 // ErrQuorum is wrapped by Push's error when some series could not be
 // stored by a quorum of their replicas; the sender should retry (503).
@@ -129,6 +136,13 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		p.putBatch(b)
 		return res, nil
 	}
+	get := p.sets.get
+	if size := p.shardSize(tenant); size > 0 && size < p.ring.InstancesCount() {
+		// Shuffle sharding: the tenant's own subring, zone-balanced and
+		// stable as the ring changes (dskit's, cached by dskit).
+		sub := p.ring.ShuffleShard(tenant, size)
+		get = func(key uint32) (ring.ReplicationSet, error) { return sub.Get(key, ring.WriteNoExtend, nil, nil, nil) }
+	}
 	byInstance := map[string]*instanceItems{}
 	for k := range b.spans {
 		var key uint32
@@ -137,7 +151,7 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		} else {
 			key = shardTokenOf(tenant, b.metaFamily(req, k))
 		}
-		set, err := p.sets.get(key)
+		set, err := get(key)
 		if err != nil {
 			p.putBatch(b)
 			return remotewrite.Result{}, p.quorumError(err)

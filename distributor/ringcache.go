@@ -10,11 +10,12 @@ import (
 )
 
 // Ring is the ingester ring as the distributor writes to it: dskit's ring,
-// and the tokens of every instance in it (sorted), from which the
-// replication sets of every key follow.
+// the tokens of every instance in it (sorted), from which the replication
+// sets of every key follow, and a tenant's shuffle shard of it.
 type Ring interface {
 	ring.DoBatchRing
 	Tokens() []uint32
+	ShuffleShard(identifier string, size int) ring.ReadRing
 }
 
 // setsTTL is how long the replication sets of the ring's token ranges are

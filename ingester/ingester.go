@@ -154,8 +154,9 @@ func New(cfg Config, lim *limits.Overrides, bkt bucket.Bucket, logger *slog.Logg
 }
 
 // SeriesShare tells how a tenant's series are spread when ingesters run
-// apart: each series is on replicas of the ingesters.
-type SeriesShare func() (replicas, ingesters int)
+// apart: each series is on replicas of the ingesters (of the tenant's
+// shuffle shard, if it has one).
+type SeriesShare func(tenant string) (replicas, ingesters int)
 
 // SetSeriesShare makes the tenants' max_series a limit across the cluster,
 // of which this ingester enforces its share (replicas/ingesters of it, as

@@ -75,7 +75,7 @@ func (l *seriesLimiter) overMaxSeries(ls labels.Labels, max int) string {
 		return fmt.Sprintf("series %s not created: the tenant has %d active series, the limit is %d (%s)",
 			ls, n, max, limits.Source(limits.FlagMaxSeries))
 	}
-	replicas, ingesters := l.share()
+	replicas, ingesters := l.share(l.tenant)
 	local := int64(max)
 	if ingesters > replicas && replicas > 0 {
 		local = (int64(max)*int64(replicas) + int64(ingesters) - 1) / int64(ingesters)

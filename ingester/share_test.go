@@ -23,8 +23,8 @@ func TestSeriesLimitShare(t *testing.T) {
 		message string
 	}{
 		{"one process", nil, 10, "the limit is 10"},
-		{"3 of 6 ingesters", func() (int, int) { return 3, 6 }, 5, "its share of 5 (each series is on 3 of the 6 ingesters)"},
-		{"3 of 3 ingesters", func() (int, int) { return 3, 3 }, 10, "share of 10"},
+		{"3 of 6 ingesters", func(string) (int, int) { return 3, 6 }, 5, "its share of 5 (each series is on 3 of the 6 ingesters)"},
+		{"3 of 3 ingesters", func(string) (int, int) { return 3, 3 }, 10, "share of 10"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ing := testIngester(t, t.TempDir(), func(_ *Config, l *limits.Limits) { l.MaxSeries = 10 })

@@ -53,6 +53,8 @@ type cluster struct {
 	queriers     []*node
 	rulers       []*node
 	compactors   []*node
+	common       []string // arguments of every node
+	zones        []string
 }
 
 func startCluster(t *testing.T, o options) *cluster {
@@ -62,24 +64,20 @@ func startCluster(t *testing.T, o options) *cluster {
 	if err := os.WriteFile(secret, []byte("e2e-cluster-secret-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	newNode := func(role string, k int) *node {
-		return &node{name: fmt.Sprintf("%s-%d", role, k), role: role, dir: t.TempDir(), http: testbin.FreePort(t),
-			internal: testbin.FreePort(t), grpc: testbin.FreePort(t), gossip: testbin.FreePort(t)}
-	}
 	for k := range o.ingesters {
-		c.ingesters = append(c.ingesters, newNode("ingester", k))
+		c.ingesters = append(c.ingesters, c.newNode("ingester", k))
 	}
 	for k := range o.distributors {
-		c.distributors = append(c.distributors, newNode("distributor", k))
+		c.distributors = append(c.distributors, c.newNode("distributor", k))
 	}
 	for k := range o.queriers {
-		c.queriers = append(c.queriers, newNode("querier", k))
+		c.queriers = append(c.queriers, c.newNode("querier", k))
 	}
 	for k := range o.rulers {
-		c.rulers = append(c.rulers, newNode("ruler", k))
+		c.rulers = append(c.rulers, c.newNode("ruler", k))
 	}
 	for k := range o.compactors {
-		c.compactors = append(c.compactors, newNode("compactor", k))
+		c.compactors = append(c.compactors, c.newNode("compactor", k))
 	}
 	var seeds []string
 	for _, n := range c.ingesters {
@@ -93,20 +91,13 @@ func startCluster(t *testing.T, o options) *cluster {
 	if len(o.zones) > 0 {
 		common = append(common, "-ingester.ring.zone-awareness-enabled")
 	}
+	c.common, c.zones = common, o.zones
 	var all []*node
 	for _, ns := range [][]*node{c.ingesters, c.distributors, c.queriers, c.rulers, c.compactors} {
 		all = append(all, ns...)
 	}
 	for k, n := range all {
-		n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
-			"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,
-			"-memberlist.bind-port=" + port(n.gossip)}, common...)
-		if n.role == "ingester" {
-			n.args = append(n.args, "-ingester.ring.instance-id="+n.name, "-ingester.ring.instance-addr="+n.grpc)
-			if len(o.zones) > 0 {
-				n.args = append(n.args, "-ingester.ring.instance-availability-zone="+o.zones[k%len(o.zones)])
-			}
-		}
+		c.setArgs(n, k)
 		c.nodes = append(c.nodes, n)
 		c.start(n)
 	}
@@ -115,6 +106,37 @@ func startCluster(t *testing.T, o options) *cluster {
 	}
 	c.waitMembers("ACTIVE", o.ingesters)
 	return c
+}
+
+func (c *cluster) newNode(role string, k int) *node {
+	t := c.t
+	return &node{name: fmt.Sprintf("%s-%d", role, k), role: role, dir: t.TempDir(), http: testbin.FreePort(t),
+		internal: testbin.FreePort(t), grpc: testbin.FreePort(t), gossip: testbin.FreePort(t)}
+}
+
+// setArgs sets the arguments of the k-th node of the cluster.
+func (c *cluster) setArgs(n *node, k int) {
+	n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
+		"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,
+		"-memberlist.bind-port=" + port(n.gossip)}, c.common...)
+	if n.role == "ingester" {
+		n.args = append(n.args, "-ingester.ring.instance-id="+n.name, "-ingester.ring.instance-addr="+n.grpc)
+		if len(c.zones) > 0 {
+			n.args = append(n.args, "-ingester.ring.instance-availability-zone="+c.zones[k%len(c.zones)])
+		}
+	}
+}
+
+// addIngester starts one more ingester, which joins the running cluster,
+// and waits until it is ready (ACTIVE as it sees the ring).
+func (c *cluster) addIngester() *node {
+	c.t.Helper()
+	n := c.newNode("ingester", len(c.ingesters))
+	c.setArgs(n, len(c.ingesters))
+	c.ingesters = append(c.ingesters, n)
+	c.nodes = append(c.nodes, n)
+	c.restart(n)
+	return n
 }
 
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

@@ -360,3 +360,60 @@ func haDropped(t *testing.T, d *node) float64 {
 	}
 	return n
 }
+
+// TestClusterShuffleSharding runs 6 ingesters and two tenants of the load
+// tool, bench-0000 with ingestion_tenant_shard_size 3 and bench-0001
+// without: bench-0000's series are on exactly 3 ingesters, bench-0001's on
+// all of them (per-ingester fluxpulse_ingester_active_series). While the
+// load runs, an ingester joins and one of bench-0000's shard is killed with
+// SIGKILL; no push fails and every sample of both tenants reads back
+// exactly once (#17).
+func TestClusterShuffleSharding(t *testing.T) {
+	rt := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(rt, []byte("tenants:\n  bench-0000:\n    limits: {ingestion_tenant_shard_size: 3}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, options{ingesters: 6, distributors: 2, queriers: 1, args: []string{"-runtime-config.file=" + rt}})
+	// About 40 seconds: 2 × 1,290 series × 60 rounds at 4,000 samples/s.
+	load := c.startBench("-tenants", "2", "-series", "1290", "-rounds", "60", "-rate", "4000", "-senders", "4", "-batch", "500")
+	var shard []*node
+	testbin.Eventually(t, time.Minute, func() error {
+		held := c.holding("bench-0000")
+		wide := c.holding("bench-0001")
+		if len(held) != 3 || len(wide) != 6 {
+			return fmt.Errorf("bench-0000 is on %d ingesters, want 3; bench-0001 on %d, want 6", len(held), len(wide))
+		}
+		shard = held
+		return nil
+	})
+	joined := c.addIngester()
+	c.waitMembers("ACTIVE", 7)
+	shard[0].kill9()
+	t.Logf("load while %s joined and %s was killed:\n%s", joined.name, shard[0].name, load.wait(t, 5*time.Minute))
+	if bad, err := c.nonSuccess(); err != nil || len(bad) > 0 {
+		t.Fatalf("distributors answered %v (%v), want only 2xx", bad, err)
+	}
+	if held := c.holding("bench-0000"); len(held) > 4 {
+		t.Fatalf("bench-0000 is on %d ingesters after one joined, want at most 4 (its shard before and after)", len(held))
+	}
+}
+
+// holding returns the running ingesters with active series of tenant.
+func (c *cluster) holding(tenant string) []*node {
+	var out []*node
+	for _, n := range c.ingesters {
+		if n.proc.Exited() {
+			continue
+		}
+		body, err := get("http://" + n.internal + "/metrics")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, `fluxpulse_ingester_active_series{tenant="`+tenant+`"} `) && !strings.HasSuffix(line, " 0") {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

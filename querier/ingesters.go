@@ -34,6 +34,8 @@ type IngesterReader interface {
 // instance that may have it, and how many of them may fail.
 type IngesterRing interface {
 	GetReplicationSetForOperation(op ring.Operation) (ring.ReplicationSet, error)
+	ShuffleShardWithLookback(identifier string, size int, lookbackPeriod time.Duration, now time.Time) ring.ReadRing
+	InstancesCount() int
 }
 
 // RingConfig configures reading the ingesters of a ring.
@@ -42,10 +44,15 @@ type RingConfig struct {
 	// do not ask the ingesters (their data is in the bucket by then). 0
 	// asks them always.
 	QueryIngestersWithin time.Duration
+	// ShuffleShardingLookback: a shuffle-sharded tenant's queries also ask
+	// the ingesters that joined its shard within this long, as they may
+	// have taken some of its series.
+	ShuffleShardingLookback time.Duration
 }
 
 // RegisterFlags registers the flags of reading ingesters that run apart.
 func (c *RingConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ShuffleShardingLookback, "querier.shuffle-sharding-ingesters-lookback-period", 13*time.Hour, "A shuffle-sharded tenant's queries also ask the ingesters that joined its shard within this long (keep it at least -querier.query-ingesters-within).")
 	fs.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Queries whose range ends longer ago than this do not ask the ingesters, when they run apart (their data is in the bucket by then). 0 asks them always.")
 }
 
@@ -56,15 +63,16 @@ func (c *RingConfig) RegisterFlags(fs *flag.FlagSet) {
 // sample counts once. With more failures it fails, naming the ingesters
 // that did not answer: never a silently partial result.
 type Ingesters struct {
-	cfg     RingConfig
-	ring    IngesterRing
-	clients func(addr string) (IngesterReader, error)
-	now     func() time.Time
+	cfg       RingConfig
+	shardSize func(tenant string) int
+	ring      IngesterRing
+	clients   func(addr string) (IngesterReader, error)
+	now       func() time.Time
 }
 
 // NewIngesters returns the ingesters of r, reached through clients.
 func NewIngesters(cfg RingConfig, r IngesterRing, clients func(addr string) (IngesterReader, error)) *Ingesters {
-	return &Ingesters{cfg: cfg, ring: r, clients: clients, now: time.Now}
+	return &Ingesters{cfg: cfg, ring: r, clients: clients, now: time.Now, shardSize: func(string) int { return 0 }}
 }
 
 var (
@@ -80,18 +88,30 @@ type replicas struct {
 	clients []IngesterReader
 }
 
+// SetShardSize reads each tenant's series from only its shuffle shard of
+// size(tenant) ingesters (0: all). Set it before use.
+func (in *Ingesters) SetShardSize(size func(tenant string) int) { in.shardSize = size }
+
 func (in *Ingesters) replicas(tenant string) (*replicas, error) {
-	set, err := in.ring.GetReplicationSetForOperation(ring.Read)
+	var (
+		set ring.ReplicationSet
+		err error
+	)
+	if size := in.shardSize(tenant); size > 0 && size < in.ring.InstancesCount() {
+		set, err = in.ring.ShuffleShardWithLookback(tenant, size, in.cfg.ShuffleShardingLookback, in.now()).GetReplicationSetForOperation(ring.Read)
+	} else {
+		set, err = in.ring.GetReplicationSetForOperation(ring.Read)
+	}
 	if err != nil {
 		return nil, promql.ErrStorage{Err: fmt.Errorf("cannot read the ingesters: %w", err)}
 	}
-	r := &replicas{tenant: tenant, set: set, clients: make([]IngesterReader, len(set.Instances))}
+	rs := &replicas{tenant: tenant, set: set, clients: make([]IngesterReader, len(set.Instances))}
 	for k, inst := range set.Instances {
-		if r.clients[k], err = in.clients(inst.Addr); err != nil {
+		if rs.clients[k], err = in.clients(inst.Addr); err != nil {
 			return nil, promql.ErrStorage{Err: fmt.Errorf("ingester %s (%s): %w", inst.Id, inst.Addr, err)}
 		}
 	}
-	return r, nil
+	return rs, nil
 }
 
 // skip reports whether [mint, maxt] is too old for the ingesters to hold.

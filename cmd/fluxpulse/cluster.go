@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/grafana/dskit/ring"
@@ -155,7 +156,7 @@ func (m *clusterMember) ingesterClient(addr string) (*rpc.IngesterClient, error)
 	return c.(*rpc.IngesterClient), nil
 }
 
-// serveIngester opens the gRPC listener with the ingester service, and
+// serveIngester adds the ingester service to the gRPC listener, and
 // registers the ingester in the ring once its WAL is replayed.
 func (p *process) serveIngester(ing rpc.Ingester, replayed func() bool) error {
 	cc := &p.cfg.cluster
@@ -177,6 +178,23 @@ func (p *process) serveIngester(ing rpc.Ingester, replayed func() bool) error {
 		}
 		return ""
 	})
+	if err := p.grpcService(func(srv *grpc.Server) { rpc.RegisterIngester(srv, ing, rpc.ServiceOptions{Ready: ready}) }, ready); err != nil {
+		return err
+	}
+	p.logger.Info("ingester gRPC service", "advertised", addr)
+	return nil
+}
+
+// grpcService adds a service to the process's gRPC listener, opening it
+// on first use (every role reached over gRPC shares it). The listener's
+// health is SERVING once ready of every service added says so.
+func (p *process) grpcService(register func(*grpc.Server), ready func() bool) error {
+	if gs := p.grpcServer; gs != nil {
+		register(gs.srv)
+		gs.readies = append(gs.readies, ready)
+		return nil
+	}
+	cc := &p.cfg.cluster
 	opts := append(p.member.cred.ServerOptions(), grpc.MaxRecvMsgSize(rpc.MaxMessageBytes), grpc.MaxSendMsgSize(rpc.MaxMessageBytes))
 	stls, err := cc.serverTLS()
 	if err != nil {
@@ -186,7 +204,7 @@ func (p *process) serveIngester(ing rpc.Ingester, replayed func() bool) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(stls)))
 	}
 	srv := grpc.NewServer(opts...)
-	rpc.RegisterIngester(srv, ing, rpc.ServiceOptions{Ready: ready})
+	register(srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
 	grpc_health_v1.RegisterHealthServer(srv, hs)
@@ -194,23 +212,58 @@ func (p *process) serveIngester(ing rpc.Ingester, replayed func() bool) error {
 	if err != nil {
 		return fmt.Errorf("gRPC listener on %s: %w", cc.grpcAddr, err)
 	}
-	p.grpcServer = &grpcServer{srv: srv, ln: ln, health: hs}
+	gs := &grpcServer{srv: srv, ln: ln, health: hs, readies: []func() bool{ready}}
+	p.grpcServer = gs
 	p.addLoop(func(ctx context.Context) error {
-		if waitUntil(ctx, ready) {
+		if waitUntil(ctx, gs.ready) {
 			hs.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 		}
 		<-ctx.Done()
 		return nil
 	})
-	p.logger.Info("ingester gRPC service", "listen", ln.Addr().String(), "advertised", addr, "tls", stls != nil)
+	p.logger.Info("gRPC listener", "listen", ln.Addr().String(), "tls", stls != nil)
 	return nil
 }
 
-// grpcServer is the ingester's gRPC listener.
+// roleRing adds the ring of a role other than the ingesters'; a process
+// that runs the role (member) registers in it at its gRPC listener's
+// address, keeps its tokens in <data.dir>/<name>-ring-tokens, and serves
+// the ring's status page at /<name>/ring on the internal listener.
+func (p *process) roleRing(name, prefix string, cfg cluster.RoleRingConfig, member bool) (*cluster.RoleRing, error) {
+	var addr string
+	if member {
+		var err error
+		if addr, err = cluster.AdvertiseAddr(cfg.InstanceAddr, prefix+".instance-addr", p.cfg.cluster.grpcAddr); err != nil {
+			return nil, err
+		}
+		if cfg.TokensFile == "" {
+			cfg.TokensFile = filepath.Join(p.cfg.dataDir, name+"-ring-tokens")
+		}
+	}
+	rr, err := p.member.node.AddRing(name, prefix, cfg, addr)
+	if err != nil {
+		return nil, err
+	}
+	p.internal.Handle("GET /"+name+"/ring", rr.Page())
+	return rr, nil
+}
+
+// grpcServer is the process's gRPC listener, shared by the services of
+// the roles it runs.
 type grpcServer struct {
-	srv    *grpc.Server
-	ln     net.Listener
-	health *health.Server
+	srv     *grpc.Server
+	ln      net.Listener
+	health  *health.Server
+	readies []func() bool
+}
+
+func (s *grpcServer) ready() bool {
+	for _, r := range s.readies {
+		if !r() {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *grpcServer) serve() error { return s.srv.Serve(s.ln) }
@@ -224,17 +277,26 @@ func (s *grpcServer) shutdown() {
 // replicatingPusher writes to the ingesters of the ring.
 func (p *process) replicatingPusher() *distributor.ReplicatingPusher {
 	m := p.member
-	return distributor.NewReplicatingPusher(p.cfg.cluster.replication, m.node.WriteRing(), func(addr string) (distributor.IngesterClient, error) {
+	rp := distributor.NewReplicatingPusher(p.cfg.cluster.replication, m.node.WriteRing(), func(addr string) (distributor.IngesterClient, error) {
 		return m.ingesterClient(addr)
 	}, p.logger.With("component", "distributor"), p.reg)
+	rp.SetShardSize(p.shardSize)
+	return rp
+}
+
+// shardSize is a tenant's shuffle-shard size.
+func (p *process) shardSize(tenant string) int {
+	return p.limits.Limits(tenant).IngestionTenantShardSize
 }
 
 // ringIngesters reads the ingesters of the ring.
 func (p *process) ringIngesters() *querier.Ingesters {
 	m := p.member
-	return querier.NewIngesters(p.cfg.cluster.ingesters, m.node.Ring(), func(addr string) (querier.IngesterReader, error) {
+	in := querier.NewIngesters(p.cfg.cluster.ingesters, m.node.Ring(), func(addr string) (querier.IngesterReader, error) {
 		return m.ingesterClient(addr)
 	})
+	in.SetShardSize(p.shardSize)
+	return in
 }
 
 // ringHasIngesters is the readiness of distributors and queriers: the ring

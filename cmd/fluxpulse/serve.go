@@ -82,7 +82,7 @@ type process struct {
 	storage    *storage
 	member     *clusterMember     // nil in -target=all
 	ha         *hatracker.Tracker // nil without -distributor.ha-tracker.enable
-	grpcServer *grpcServer        // an ingester's, when roles run apart
+	grpcServer *grpcServer        // when roles run apart and one is reached over gRPC
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -182,7 +182,13 @@ func (p *process) addApartRoles() error {
 			return err
 		}
 		rg := p.member.node.Ring()
-		ing.SetSeriesShare(func() (int, int) { return rg.ReplicationFactor(), rg.InstancesWithTokensCount() })
+		ing.SetSeriesShare(func(tenant string) (int, int) {
+			n := rg.InstancesWithTokensCount()
+			if size := p.limits.Limits(tenant).IngestionTenantShardSize; size > 0 && size < n {
+				n = size
+			}
+			return rg.ReplicationFactor(), n
+		})
 		if err := p.serveIngester(ing, ing.Ready); err != nil {
 			return err
 		}
@@ -277,7 +283,7 @@ func (p *process) run(g *run.Group) error {
 	}
 	if gs := p.grpcServer; gs != nil {
 		// An ingester goes LEAVING in the ring and lets that spread
-		// before its gRPC service stops, so that distributors stop
+		// before the gRPC listener stops, so that distributors stop
 		// writing to it first.
 		g.Add(gs.serve, func(error) { p.member.node.Leave(); gs.shutdown() })
 	}
