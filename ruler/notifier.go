@@ -17,6 +17,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
+	"github.com/fluxpulse/fluxpulse/tenantmetrics"
 )
 
 // tenantNotifier sends one tenant's alerts to its Alertmanagers. The
@@ -25,7 +26,7 @@ import (
 // left without a URL gets an empty configuration, which drops alerts.
 type tenantNotifier struct {
 	tenant string
-	reg    *tenantRegistry
+	reg    *tenantmetrics.Registry
 
 	mu      sync.Mutex
 	stopped bool
@@ -52,7 +53,7 @@ func (r *Ruler) applyNotifier(t *tenant) {
 	if u := r.deps.Limits.Limits(t.id).RulerAlertmanagerURL; u != "" {
 		urls = u
 	}
-	if err := t.notifier.apply(urls, r); err != nil && r.logs.allow("notifier/"+t.id) {
+	if err := t.notifier.apply(urls, r); err != nil && r.logs.Allow("notifier/"+t.id) {
 		r.logger.Error("alerts of this tenant cannot be sent", "tenant", t.id, "err", err)
 	}
 }

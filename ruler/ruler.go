@@ -22,6 +22,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/logthrottle"
 )
 
 // Config configures the ruler.
@@ -167,7 +168,7 @@ type Ruler struct {
 	logger    *slog.Logger
 	reg       prometheus.Registerer // for per-tenant metrics; nil for none
 	writes    *writeMetrics
-	logs      *throttle
+	logs      *logthrottle.Throttle
 	m         rulerMetrics
 
 	mu      sync.RWMutex
@@ -198,7 +199,7 @@ func New(cfg Config, deps Dependencies, logger *slog.Logger, reg prometheus.Regi
 	u, _ := url.Parse(cfg.ExternalURL)
 	r := &Ruler{
 		cfg: cfg, deps: deps, store: store{bkt: deps.Bucket}, parser: parser.NewParser(parser.Options{}),
-		extLabels: ext, extURL: u, logger: logger, reg: reg, writes: newWriteMetrics(reg), logs: newThrottle(time.Minute),
+		extLabels: ext, extURL: u, logger: logger, reg: reg, writes: newWriteMetrics(reg), logs: logthrottle.New(time.Minute),
 		tenants: map[string]*tenant{}, pending: map[string]bool{}, wake: make(chan struct{}, 1),
 		m: rulerMetrics{
 			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_syncs_total", Help: "Reads of tenants' rule groups from object storage."}),
