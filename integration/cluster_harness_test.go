@@ -22,7 +22,10 @@ type options struct {
 	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
 	distributors int
 	queriers     int
-	args         []string // for every process
+	// alerting adds a ruler and an alertmanager; the ruler sends alerts
+	// to the alertmanager (-ruler.multitenant-alertmanager-url).
+	alerting bool
+	args     []string // for every process
 }
 
 // node is one FluxPulse process of the cluster.
@@ -49,6 +52,7 @@ type cluster struct {
 	ingesters    []*node
 	distributors []*node
 	queriers     []*node
+	ruler, am    *node // with options.alerting
 }
 
 func startCluster(t *testing.T, o options) *cluster {
@@ -71,6 +75,11 @@ func startCluster(t *testing.T, o options) *cluster {
 	for k := range o.queriers {
 		c.queriers = append(c.queriers, newNode("querier", k))
 	}
+	var alerting []*node
+	if o.alerting {
+		c.ruler, c.am = newNode("ruler", 0), newNode("alertmanager", 0)
+		alerting = []*node{c.am, c.ruler}
+	}
 	var seeds []string
 	for _, n := range c.ingesters {
 		seeds = append(seeds, n.gossip)
@@ -83,7 +92,7 @@ func startCluster(t *testing.T, o options) *cluster {
 	if len(o.zones) > 0 {
 		common = append(common, "-ingester.ring.zone-awareness-enabled")
 	}
-	all := append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...)
+	all := append(append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...), alerting...)
 	for k, n := range all {
 		n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
 			"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,
@@ -93,6 +102,9 @@ func startCluster(t *testing.T, o options) *cluster {
 			if len(o.zones) > 0 {
 				n.args = append(n.args, "-ingester.ring.instance-availability-zone="+o.zones[k%len(o.zones)])
 			}
+		}
+		if n.role == "ruler" {
+			n.args = append(n.args, "-ruler.multitenant-alertmanager-url="+c.am.url())
 		}
 		c.nodes = append(c.nodes, n)
 		c.start(n)
