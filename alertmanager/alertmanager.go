@@ -74,6 +74,12 @@ type Alertmanager struct {
 	syncMu  sync.Mutex // serializes starting, reloading and stopping tenants
 	synced  atomic.Bool
 	stopped atomic.Bool
+
+	// absent are tenants found without a configuration, and when: their
+	// requests (the ruler's alerts, every -ruler.resend-delay) do not read
+	// the bucket again before the next poll would.
+	absentMu sync.Mutex
+	absent   map[string]time.Time
 }
 
 // initMatchers makes Alertmanager's matcher parsing what a stand-alone
@@ -103,7 +109,7 @@ func New(cfg Config, deps Dependencies, logger *slog.Logger, reg prometheus.Regi
 	}
 	initMatchers.Do(func() { compat.InitFromFlags(logger, featurecontrol.NoopFlags{}) })
 	a := &Alertmanager{cfg: cfg, deps: deps, store: store{bkt: deps.Bucket}, fw: newFirewall(cfg.Firewall, deps.Listeners),
-		flags: flags, logger: logger, m: newMetrics(reg), tenants: map[string]*tenant{}}
+		flags: flags, logger: logger, m: newMetrics(reg), tenants: map[string]*tenant{}, absent: map[string]time.Time{}}
 	if reg != nil {
 		a.tenantReg = prometheus.WrapRegistererWithPrefix("fluxpulse_", reg)
 	}
@@ -176,6 +182,7 @@ func (a *Alertmanager) Run(ctx context.Context) error {
 // syncAll syncs every tenant with a stored configuration, and every
 // running tenant whose configuration may be gone.
 func (a *Alertmanager) syncAll(ctx context.Context) {
+	a.forgetAbsent()
 	ids, err := a.store.tenants(ctx)
 	if err != nil {
 		a.m.syncFailures.Inc()
@@ -207,6 +214,7 @@ func (a *Alertmanager) syncTenant(ctx context.Context, id string) error {
 	uc, err := a.store.getConfig(ctx, id)
 	t := a.tenant(id)
 	if errors.Is(err, errNoConfig) {
+		a.setAbsent(id, true)
 		if t != nil && !t.fallback {
 			a.logger.Info("Alertmanager configuration deleted; stopping the tenant's Alertmanager", "tenant", id)
 			a.remove(ctx, t, false)
@@ -214,6 +222,7 @@ func (a *Alertmanager) syncTenant(ctx context.Context, id string) error {
 		return nil
 	}
 	if err == nil {
+		a.setAbsent(id, false)
 		var c *compiled
 		if c, err = compile(uc, a.cfg.ExternalURL); err == nil {
 			err = a.start(ctx, id, t, c, false)
@@ -261,8 +270,10 @@ func (a *Alertmanager) instance(ctx context.Context, id string) (*tenant, error)
 	if t := a.tenant(id); t != nil {
 		return t, nil
 	}
-	if err := a.syncTenant(ctx, id); err != nil {
-		return nil, err
+	if !a.recentlyAbsent(id) {
+		if err := a.syncTenant(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	if t := a.tenant(id); t != nil || a.fallback == "" {
 		return t, nil
@@ -283,6 +294,37 @@ func (a *Alertmanager) instance(ctx context.Context, id string) (*tenant, error)
 		return nil, err
 	}
 	return a.tenant(id), nil
+}
+
+// setAbsent records whether a tenant was found without a configuration.
+func (a *Alertmanager) setAbsent(id string, absent bool) {
+	a.absentMu.Lock()
+	defer a.absentMu.Unlock()
+	if absent {
+		a.absent[id] = time.Now()
+	} else {
+		delete(a.absent, id)
+	}
+}
+
+// recentlyAbsent reports whether the tenant was found without a
+// configuration within the last poll interval.
+func (a *Alertmanager) recentlyAbsent(id string) bool {
+	a.absentMu.Lock()
+	defer a.absentMu.Unlock()
+	at, ok := a.absent[id]
+	return ok && time.Since(at) < a.cfg.PollInterval
+}
+
+// forgetAbsent drops what a poll interval has made stale.
+func (a *Alertmanager) forgetAbsent() {
+	a.absentMu.Lock()
+	defer a.absentMu.Unlock()
+	for id, at := range a.absent {
+		if time.Since(at) >= a.cfg.PollInterval {
+			delete(a.absent, id)
+		}
+	}
 }
 
 // tenant returns the tenant's running Alertmanager, or nil.

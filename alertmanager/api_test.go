@@ -132,6 +132,13 @@ func TestConfigRoundTrip(t *testing.T) {
 	if code, _ := e.do(http.MethodDelete, "/api/v1/alerts", "a", ""); code != http.StatusOK {
 		t.Errorf("second DELETE: %d, want 200", code)
 	}
+	// The tenant is known to have no configuration now; one posted again
+	// applies at once all the same.
+	e.setConfig("a", body)
+	if code, got := e.do(http.MethodGet, "/alertmanager/api/v2/receivers", "a", ""); code != http.StatusOK || !strings.Contains(got, "pager") {
+		t.Errorf("API after posting again: %d %s", code, got)
+	}
+	e.do(http.MethodDelete, "/api/v1/alerts", "a", "")
 	if n := e.counter("fluxpulse_alertmanager_notifications_total", map[string]string{"tenant": "a"}); n != 0 {
 		t.Errorf("the deleted tenant still has notification metrics: %v", n)
 	}
@@ -139,7 +146,8 @@ func TestConfigRoundTrip(t *testing.T) {
 	for _, en := range e.audit.Entries() {
 		actions = append(actions, en.Action+" "+en.Outcome)
 	}
-	want := "alertmanager.config.change success,alertmanager.config.change success,alertmanager.config.delete success,alertmanager.config.delete success"
+	want := "alertmanager.config.change success,alertmanager.config.change success,alertmanager.config.delete success,alertmanager.config.delete success," +
+		"alertmanager.config.change success,alertmanager.config.delete success"
 	if strings.Join(actions, ",") != want {
 		t.Errorf("audit: %v, want %s", actions, want)
 	}
