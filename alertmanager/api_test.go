@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +183,48 @@ func TestRedact(t *testing.T) {
 		if got := redact(msg, secrets); strings.Contains(got, "SUPERSE") || strings.Contains(got, "TOKEN") {
 			t.Errorf("redact(%q) = %q", msg, got)
 		}
+	}
+}
+
+// TestSecretsShownAsPlaceholders: every kind of secret of a configuration
+// is shown as <secret>, and posting the shown text back restores each
+// (#16).
+func TestSecretsShownAsPlaceholders(t *testing.T) {
+	stored := `global:
+  smtp_auth_password: smtp-pass
+  slack_api_url: 'https://hooks.slack.com/services/SLACKTOKEN'
+route: {receiver: r}
+receivers:
+  - name: r
+    webhook_configs:
+      - url: 'https://hook.example/x?token=HOOKTOKEN'
+        http_config:
+          proxy_url: 'http://user:PROXYPASS@proxy.example:3128'
+          basic_auth: {username: u, password: BASICPASS}
+          http_headers: {X-Key: {secrets: [HEADERSECRET]}}
+    pagerduty_configs:
+      - routing_key: PDKEY
+`
+	shown, err := redactSecrets(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"smtp-pass", "SLACKTOKEN", "HOOKTOKEN", "PROXYPASS", "BASICPASS", "HEADERSECRET", "PDKEY"} {
+		if strings.Contains(shown, secret) {
+			t.Errorf("shown: %q is visible:\n%s", secret, shown)
+		}
+	}
+	if n := strings.Count(shown, secretPlaceholder); n != 7 {
+		t.Errorf("%d placeholders, want 7:\n%s", n, shown)
+	}
+	back, err := restoreSecrets(shown, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := secretValues(back), secretValues(stored); !slices.Equal(got, want) {
+		t.Errorf("restored secrets %q, want %q", got, want)
+	}
+	if _, err := loadConfig(back); err != nil {
+		t.Errorf("the restored configuration does not load: %v", err)
 	}
 }

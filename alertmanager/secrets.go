@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -98,6 +99,13 @@ func secretScalars(n *yaml.Node, path string, f func(path string, n *yaml.Node))
 			k, v := n.Content[i], n.Content[i+1]
 			p := joinPath(path, k.Value)
 			if !secretKeys[k.Value] {
+				// A URL with a password (proxy_url: http://user:pw@proxy)
+				// is a secret under any key, and so is where one was
+				// shown as the placeholder.
+				if v.Kind == yaml.ScalarNode && (hasPassword(v.Value) || v.Value == secretPlaceholder) {
+					f(p, v)
+					continue
+				}
 				secretScalars(v, p, f)
 				continue
 			}
@@ -119,6 +127,20 @@ func secretScalars(n *yaml.Node, path string, f func(path string, n *yaml.Node))
 			secretScalars(item, path+"["+itemKey(item, j)+"]", f)
 		}
 	}
+}
+
+// hasPassword reports whether s is a URL with a password in it: a secret
+// wherever it is.
+func hasPassword(s string) bool {
+	if !strings.Contains(s, "@") {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 func joinPath(path, key string) string {
