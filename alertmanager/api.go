@@ -211,7 +211,61 @@ func (a *Alertmanager) serveAPI(w http.ResponseWriter, r *http.Request) {
 		a.serveSilenceChange(w, r2, t, action)
 		return
 	}
+	if r2.Method == http.MethodGet && r2.URL.Path == "/api/v2/status" {
+		serveStatus(w, r2, t)
+		return
+	}
 	t.api.Handler.ServeHTTP(w, r2)
+}
+
+// serveStatus serves the API's status with the configuration redacted as
+// GET /api/v1/alerts redacts it: Alertmanager hides the values of its
+// secret types, not a password in a URL of another type.
+func serveStatus(w http.ResponseWriter, r *http.Request, t *tenant) {
+	bw := &bufferWriter{header: http.Header{}}
+	t.api.Handler.ServeHTTP(bw, r)
+	var status map[string]any
+	if bw.status == http.StatusOK && json.Unmarshal(bw.body.Bytes(), &status) == nil {
+		if cfg, ok := status["config"].(map[string]any); ok {
+			if orig, ok := cfg["original"].(string); ok {
+				red, err := redactSecrets(orig)
+				if err != nil {
+					red = secretPlaceholder
+				}
+				cfg["original"] = red
+				if b, err := json.Marshal(status); err == nil {
+					bw.body.Reset()
+					bw.body.Write(b)
+				}
+			}
+		}
+	}
+	maps.Copy(w.Header(), bw.header)
+	w.Header().Del("Content-Length")
+	w.WriteHeader(bw.status)
+	_, _ = w.Write(bw.body.Bytes())
+}
+
+// bufferWriter keeps a whole response, for changing it before it is sent.
+type bufferWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferWriter) Header() http.Header { return b.header }
+
+func (b *bufferWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *bufferWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
 }
 
 // apiRequest is r as a tenant's API v2 handler takes it: at path (below

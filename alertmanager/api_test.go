@@ -204,18 +204,20 @@ receivers:
           http_headers: {X-Key: {secrets: [HEADERSECRET]}}
     pagerduty_configs:
       - routing_key: PDKEY
+    opsgenie_configs:
+      - {api_key: OGKEY, api_url: 'https://og:OGPASS@api.opsgenie.example/'}
 `
 	shown, err := redactSecrets(stored)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"smtp-pass", "SLACKTOKEN", "HOOKTOKEN", "PROXYPASS", "BASICPASS", "HEADERSECRET", "PDKEY"} {
+	for _, secret := range []string{"smtp-pass", "SLACKTOKEN", "HOOKTOKEN", "PROXYPASS", "BASICPASS", "HEADERSECRET", "PDKEY", "OGKEY", "OGPASS"} {
 		if strings.Contains(shown, secret) {
 			t.Errorf("shown: %q is visible:\n%s", secret, shown)
 		}
 	}
-	if n := strings.Count(shown, secretPlaceholder); n != 7 {
-		t.Errorf("%d placeholders, want 7:\n%s", n, shown)
+	if n := strings.Count(shown, secretPlaceholder); n != 9 {
+		t.Errorf("%d placeholders, want 9:\n%s", n, shown)
 	}
 	back, err := restoreSecrets(shown, stored)
 	if err != nil {
@@ -226,5 +228,18 @@ receivers:
 	}
 	if _, err := loadConfig(back); err != nil {
 		t.Errorf("the restored configuration does not load: %v", err)
+	}
+	// The API's status shows the configuration as Alertmanager prints it,
+	// redacted the same way.
+	e := newEnv(t, testConfig(t), "")
+	e.setConfig("a", wrap(stored))
+	code, status := e.do(http.MethodGet, "/alertmanager/api/v2/status", "a", "")
+	if code != http.StatusOK || !strings.Contains(status, `"original":"global:`) {
+		t.Fatalf("status: %d %s", code, status)
+	}
+	for _, secret := range []string{"smtp-pass", "SLACKTOKEN", "HOOKTOKEN", "PROXYPASS", "BASICPASS", "HEADERSECRET", "PDKEY", "OGKEY", "OGPASS"} {
+		if strings.Contains(status, secret) {
+			t.Errorf("status: %q is visible", secret)
+		}
 	}
 }
