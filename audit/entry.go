@@ -29,6 +29,13 @@ const (
 	ActionKeysRotateMaster = "keys.rotate-master"
 	ActionRulesChange      = "rules.change"
 	ActionExport           = "export"
+	// The tenant's Alertmanager (#16): configuration stored or deleted,
+	// silence created, updated or expired.
+	ActionAlertmanagerConfigChange = "alertmanager.config.change"
+	ActionAlertmanagerConfigDelete = "alertmanager.config.delete"
+	ActionSilenceCreate            = "alertmanager.silence.create"
+	ActionSilenceUpdate            = "alertmanager.silence.update"
+	ActionSilenceExpire            = "alertmanager.silence.expire"
 )
 
 // Outcomes of an action.

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Starts a FluxPulse cluster on loopback: 3 ingesters in zones a, b and c
-# (replication factor 3), 2 distributors, 1 querier, 1 compactor and 1
-# ruler, sharing one filesystem bucket, one key file, one runtime file and
-# one cluster secret. Prints the URLs, and stops everything on Ctrl-C.
+# (replication factor 3), 2 distributors, 1 querier, 1 compactor, 1 ruler
+# and 1 alertmanager, sharing one filesystem bucket, one key file, one
+# runtime file and one cluster secret. Prints the URLs, and stops everything on Ctrl-C.
 #
 #   deploy/local-cluster.sh [DIR]      (default DIR: ./local-cluster)
 #
@@ -72,10 +72,11 @@ start distributor-1 distributor 11
 start distributor-2 distributor 12
 start querier querier 21
 start compactor compactor 31
-start ruler ruler 41
+start ruler ruler 41 -ruler.multitenant-alertmanager-url=http://127.0.0.1:9151
+start alertmanager alertmanager 51
 
 printf 'waiting for the cluster'
-for n in 01 02 03 11 12 21 31 41; do
+for n in 01 02 03 11 12 21 31 41 51; do
 	tries=0
 	until curl -fs "http://127.0.0.1:91$n/ready" >/dev/null 2>&1; do
 		tries=$((tries + 1))
@@ -99,9 +100,12 @@ FluxPulse cluster on loopback (data in $dir):
                  (header X-Scope-OrgID: <tenant>)
   Grafana        http://127.0.0.1:9121/prometheus   (querier; same header)
   rules API      http://127.0.0.1:9141/prometheus/config/v1/rules (ruler)
+  Alertmanager   http://127.0.0.1:9151/api/v1/alerts (configuration),
+                 amtool --alertmanager.url=http://127.0.0.1:9151/alertmanager (sends no tenant:
+                 put X-Scope-OrgID in an --http.config.file's http_headers)
   ring           http://127.0.0.1:9221/ring          memberlist: http://127.0.0.1:9221/memberlist
   metrics        http://127.0.0.1:92NN/metrics       (NN: 01-03 ingesters, 11-12 distributors,
-                                                      21 querier, 31 compactor, 41 ruler)
+                                                      21 querier, 31 compactor, 41 ruler, 51 alertmanager)
 
 Ctrl-C stops the cluster.
 MSG

@@ -24,7 +24,10 @@ type options struct {
 	queriers     int
 	rulers       int
 	compactors   int
-	args         []string // for every process
+	// alerting adds an alertmanager (and a ruler, if rulers is 0); the
+	// rulers send alerts to it (-ruler.multitenant-alertmanager-url).
+	alerting bool
+	args     []string // for every process
 }
 
 // node is one FluxPulse process of the cluster.
@@ -53,6 +56,7 @@ type cluster struct {
 	queriers     []*node
 	rulers       []*node
 	compactors   []*node
+	ruler, am    *node    // with options.alerting: the first ruler, the alertmanager
 	common       []string // arguments of every node
 	zones        []string
 }
@@ -79,6 +83,14 @@ func startCluster(t *testing.T, o options) *cluster {
 	for k := range o.compactors {
 		c.compactors = append(c.compactors, c.newNode("compactor", k))
 	}
+	var alerting []*node
+	if o.alerting {
+		if len(c.rulers) == 0 {
+			c.rulers = append(c.rulers, c.newNode("ruler", 0))
+		}
+		c.ruler, c.am = c.rulers[0], c.newNode("alertmanager", 0)
+		alerting = []*node{c.am}
+	}
 	var seeds []string
 	for _, n := range c.ingesters {
 		seeds = append(seeds, n.gossip)
@@ -93,7 +105,7 @@ func startCluster(t *testing.T, o options) *cluster {
 	}
 	c.common, c.zones = common, o.zones
 	var all []*node
-	for _, ns := range [][]*node{c.ingesters, c.distributors, c.queriers, c.rulers, c.compactors} {
+	for _, ns := range [][]*node{c.ingesters, c.distributors, c.queriers, alerting, c.rulers, c.compactors} {
 		all = append(all, ns...)
 	}
 	for k, n := range all {
@@ -124,6 +136,9 @@ func (c *cluster) setArgs(n *node, k int) {
 		if len(c.zones) > 0 {
 			n.args = append(n.args, "-ingester.ring.instance-availability-zone="+c.zones[k%len(c.zones)])
 		}
+	}
+	if n.role == "ruler" && c.am != nil {
+		n.args = append(n.args, "-ruler.multitenant-alertmanager-url="+c.am.url())
 	}
 }
 

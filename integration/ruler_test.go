@@ -110,7 +110,8 @@ type webhook struct {
 }
 
 type amNotification struct {
-	Status string `json:"status"`
+	at     time.Time // when it arrived
+	Status string    `json:"status"`
 	Alerts []struct {
 		Status       string            `json:"status"`
 		Labels       map[string]string `json:"labels"`
@@ -127,6 +128,7 @@ func startWebhook(t *testing.T) *webhook {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		n.at = time.Now()
 		wh.mu.Lock()
 		wh.msgs[r.URL.Path] = append(wh.msgs[r.URL.Path], n)
 		wh.mu.Unlock()
@@ -192,7 +194,6 @@ func (p *amProxy) tenants() []string {
 // hookURL at once, resolved notifications included.
 func startAlertmanager(t *testing.T, hookURL string) string {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`route:
   receiver: hook
   group_by: [alertname, instance]
@@ -205,14 +206,7 @@ receivers:
       - url: %s
         send_resolved: true
 `, hookURL)
-	if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := testbin.FreePort(t)
-	p := testbin.Start(t, testbin.Alertmanager.Path(t), nil, "--config.file="+filepath.Join(dir, "am.yml"),
-		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
-	testbin.WaitHTTP(t, p, "http://"+addr+"/-/ready", time.Minute)
-	return "http://" + addr
+	return runAlertmanager(t, cfg)
 }
 
 // postRules stores a rule group through the Mimir path, as mimirtool does.

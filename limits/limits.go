@@ -70,6 +70,17 @@ type Limits struct {
 	// IngestionTenantShardSize puts the tenant's series on only that many
 	// ingesters (shuffle sharding); 0 uses every ingester.
 	IngestionTenantShardSize int `yaml:"ingestion_tenant_shard_size"`
+	// Alertmanager: what a tenant's configuration, alerts, silences and
+	// notifications may take (#16).
+	AlertmanagerMaxConfigSizeBytes   int `yaml:"alertmanager_max_config_size_bytes"`
+	AlertmanagerMaxTemplatesCount    int `yaml:"alertmanager_max_templates_count"`
+	AlertmanagerMaxTemplateSizeBytes int `yaml:"alertmanager_max_template_size_bytes"`
+	AlertmanagerMaxAlertsCount       int `yaml:"alertmanager_max_alerts_count"`
+	AlertmanagerMaxSilencesCount     int `yaml:"alertmanager_max_silences_count"`
+	AlertmanagerMaxSilenceSizeBytes  int `yaml:"alertmanager_max_silence_size_bytes"`
+	// AlertmanagerNotificationRateLimit is the notifications per second
+	// each integration (webhook, email, slack, …) of the tenant may send.
+	AlertmanagerNotificationRateLimit float64 `yaml:"alertmanager_notification_rate_limit"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -104,6 +115,14 @@ const (
 	FlagAcceptHASamples        = "distributor.ha-tracker.accept-ha-samples"
 	FlagHAMaxClusters          = "distributor.ha-tracker.max-clusters"
 	FlagIngestionShardSize     = "distributor.ingestion-tenant-shard-size"
+
+	FlagAlertmanagerMaxConfigSize    = "alertmanager.max-config-size-bytes"
+	FlagAlertmanagerMaxTemplates     = "alertmanager.max-templates-count"
+	FlagAlertmanagerMaxTemplateSize  = "alertmanager.max-template-size-bytes"
+	FlagAlertmanagerMaxAlerts        = "alertmanager.max-alerts-count"
+	FlagAlertmanagerMaxSilences      = "alertmanager.max-silences-count"
+	FlagAlertmanagerMaxSilenceSize   = "alertmanager.max-silence-size-bytes"
+	FlagAlertmanagerNotificationRate = "alertmanager.notification-rate-limit"
 )
 
 // Source names the flag and the runtime-file key that set a limit, for
@@ -143,6 +162,14 @@ var keys = map[string]string{
 	FlagAcceptHASamples:        "accept_ha_samples",
 	FlagHAMaxClusters:          "ha_max_clusters",
 	FlagIngestionShardSize:     "ingestion_tenant_shard_size",
+
+	FlagAlertmanagerMaxConfigSize:    "alertmanager_max_config_size_bytes",
+	FlagAlertmanagerMaxTemplates:     "alertmanager_max_templates_count",
+	FlagAlertmanagerMaxTemplateSize:  "alertmanager_max_template_size_bytes",
+	FlagAlertmanagerMaxAlerts:        "alertmanager_max_alerts_count",
+	FlagAlertmanagerMaxSilences:      "alertmanager_max_silences_count",
+	FlagAlertmanagerMaxSilenceSize:   "alertmanager_max_silence_size_bytes",
+	FlagAlertmanagerNotificationRate: "alertmanager_notification_rate_limit",
 }
 
 // RegisterFlags registers the global defaults.
@@ -173,10 +200,17 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.RulerMaxRuleGroups, FlagRulerMaxRuleGroups, 70, "Maximum rule groups per tenant. 0 means unlimited.")
 	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
-	fs.StringVar(&l.RulerAlertmanagerURL, FlagRulerAlertmanagerURL, "", "Default per-tenant Alertmanager URL; usually set per tenant in the runtime file. Empty means -ruler.alertmanager-url.")
 	fs.BoolVar(&l.AcceptHASamples, FlagAcceptHASamples, false, "Deduplicate the tenant's Prometheus HA pairs (cluster and __replica__ labels); needs -distributor.ha-tracker.enable. Usually set per tenant in the runtime file.")
 	fs.IntVar(&l.HAMaxClusters, FlagHAMaxClusters, 100, "Maximum HA clusters a tenant may send. 0 means unlimited.")
 	fs.IntVar(&l.IngestionTenantShardSize, FlagIngestionShardSize, 0, "Ingesters a tenant's series are spread over when roles run apart (shuffle sharding; a multiple of the zones with zone awareness). 0 uses every ingester.")
+	fs.StringVar(&l.RulerAlertmanagerURL, FlagRulerAlertmanagerURL, "", "Default per-tenant Alertmanager URL; usually set per tenant in the runtime file. Empty means -ruler.alertmanager-url, or else the tenant's own Alertmanager in FluxPulse.")
+	fs.IntVar(&l.AlertmanagerMaxConfigSizeBytes, FlagAlertmanagerMaxConfigSize, 1<<20, "Maximum size in bytes of a tenant's Alertmanager configuration (alertmanager_config, templates not counted). 0 means unlimited.")
+	fs.IntVar(&l.AlertmanagerMaxTemplatesCount, FlagAlertmanagerMaxTemplates, 20, "Maximum number of template files in a tenant's Alertmanager configuration. 0 means unlimited.")
+	fs.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, FlagAlertmanagerMaxTemplateSize, 256<<10, "Maximum size in bytes of one template file of a tenant's Alertmanager configuration. 0 means unlimited.")
+	fs.IntVar(&l.AlertmanagerMaxAlertsCount, FlagAlertmanagerMaxAlerts, 10000, "Maximum alerts a tenant's Alertmanager holds; new alerts over it are refused. 0 means unlimited.")
+	fs.IntVar(&l.AlertmanagerMaxSilencesCount, FlagAlertmanagerMaxSilences, 1000, "Maximum silences (expired ones still kept included) a tenant's Alertmanager holds. 0 means unlimited.")
+	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, FlagAlertmanagerMaxSilenceSize, 64<<10, "Maximum size in bytes of one silence. 0 means unlimited.")
+	fs.Float64Var(&l.AlertmanagerNotificationRateLimit, FlagAlertmanagerNotificationRate, 10, "Notifications per second each integration type (webhook, email, slack, …) of a tenant may send, with bursts of as many; more wait (and fail once their group's time is up). 0 means unlimited.")
 }
 
 // Validate checks the limits for consistency.
@@ -200,6 +234,10 @@ func (l Limits) Validate() error {
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
 		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),
 		FlagHAMaxClusters: float64(l.HAMaxClusters), FlagIngestionShardSize: float64(l.IngestionTenantShardSize),
+		FlagAlertmanagerMaxConfigSize: float64(l.AlertmanagerMaxConfigSizeBytes), FlagAlertmanagerMaxTemplates: float64(l.AlertmanagerMaxTemplatesCount),
+		FlagAlertmanagerMaxTemplateSize: float64(l.AlertmanagerMaxTemplateSizeBytes), FlagAlertmanagerMaxAlerts: float64(l.AlertmanagerMaxAlertsCount),
+		FlagAlertmanagerMaxSilences: float64(l.AlertmanagerMaxSilencesCount), FlagAlertmanagerMaxSilenceSize: float64(l.AlertmanagerMaxSilenceSizeBytes),
+		FlagAlertmanagerNotificationRate: l.AlertmanagerNotificationRateLimit,
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

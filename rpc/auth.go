@@ -61,10 +61,14 @@ func LoadCredential(path string) (Credential, error) {
 
 func (c Credential) valid(md metadata.MD) bool {
 	got := md.Get(mdAuthorization)
-	if len(got) != 1 || c.header == "" {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(got[0]), []byte(c.header)) == 1
+	return len(got) == 1 && c.AuthorizedHTTP(got[0])
+}
+
+// AuthorizedHTTP reports whether an Authorization header value carries the
+// cluster secret, compared in constant time: for the calls between roles
+// made over HTTP (a ruler's alerts to the alertmanager).
+func (c Credential) AuthorizedHTTP(authorization string) bool {
+	return c.header != "" && subtle.ConstantTimeCompare([]byte(authorization), []byte(c.header)) == 1
 }
 
 // tenantRequired reports whether a method acts for a tenant: every method

@@ -55,7 +55,7 @@ func TestConfigAPI(t *testing.T) {
 
 	t.Run("audit", func(t *testing.T) {
 		var changes, failures int
-		for _, en := range e.audit.all() {
+		for _, en := range e.audit.Entries() {
 			if en.Action != audit.ActionRulesChange || en.Actor != "header" {
 				t.Errorf("entry %+v", en)
 			}

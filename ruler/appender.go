@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/fluxpulse/fluxpulse/logthrottle"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
@@ -73,7 +73,7 @@ type appendable struct {
 	tenant  string
 	pusher  Pusher
 	metrics *writeMetrics
-	logs    *throttle
+	logs    *logthrottle.Throttle
 	logger  *slog.Logger
 }
 
@@ -179,12 +179,12 @@ func (ap *appender) Commit() error {
 	a.metrics.refused.WithLabelValues(a.tenant).Add(float64(res.RejectedSamples))
 	msg := res.Message(len(b.entries))
 	if res.RejectedSamples <= b.stale {
-		if a.logs.allow(a.tenant) {
+		if a.logs.Allow(a.tenant) {
 			a.logger.Debug("staleness markers of rule results refused", "tenant", a.tenant, "reason", msg)
 		}
 		return nil
 	}
-	if a.logs.allow(a.tenant) {
+	if a.logs.Allow(a.tenant) {
 		a.logger.Warn("rule results refused", "tenant", a.tenant, "reason", msg)
 	}
 	return fmt.Errorf("%w: %s", ErrRefused, msg)
@@ -219,33 +219,4 @@ func (ap *appender) release() {
 	ap.b.reset()
 	batchPool.Put(ap.b)
 	ap.b = nil
-}
-
-// throttle lets a message through at most once per interval and key, so
-// that a rule failing on every evaluation does not flood the log.
-type throttle struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  map[string]time.Time
-}
-
-func newThrottle(every time.Duration) *throttle {
-	return &throttle{every: every, last: map[string]time.Time{}}
-}
-
-func (t *throttle) allow(key string) bool {
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Sub(t.last[key]) < t.every {
-		return false
-	}
-	t.last[key] = now
-	return true
-}
-
-func (t *throttle) forget(key string) {
-	t.mu.Lock()
-	delete(t.last, key)
-	t.mu.Unlock()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/fluxpulse/fluxpulse/logthrottle"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
@@ -107,7 +108,7 @@ func TestAppender(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newWriteMetrics(prometheus.NewRegistry())
-			ap := &appendable{tenant: "team-a", pusher: tc.pusher, metrics: m, logs: newThrottle(time.Minute), logger: slog.New(slog.DiscardHandler)}
+			ap := &appendable{tenant: "team-a", pusher: tc.pusher, metrics: m, logs: logthrottle.New(time.Minute), logger: slog.New(slog.DiscardHandler)}
 			a := ap.AppenderV2(t.Context())
 			tc.append(a)
 			var err error
@@ -151,7 +152,7 @@ func BenchmarkAppender(b *testing.B) {
 			for k := range series {
 				series[k] = labels.FromStrings("__name__", "job:http_requests:rate5m", "instance", fmt.Sprintf("host-%d:9100", k), "job", "node", "env", "prod")
 			}
-			ap := &appendable{tenant: "team-a", logs: newThrottle(time.Minute), logger: slog.New(slog.DiscardHandler),
+			ap := &appendable{tenant: "team-a", logs: logthrottle.New(time.Minute), logger: slog.New(slog.DiscardHandler),
 				metrics: newWriteMetrics(nil), pusher: PusherFunc(func(_ context.Context, _ string, req *remotewrite.Request) (remotewrite.Result, error) {
 					return remotewrite.Result{Samples: len(req.Series)}, nil
 				})}
@@ -184,7 +185,7 @@ func BenchmarkAppenderToTSDB(b *testing.B) {
 	for k := range series {
 		series[k] = labels.FromStrings("__name__", "job:http_requests:rate5m", "instance", fmt.Sprintf("host-%d:9100", k), "job", "node", "env", "prod")
 	}
-	ap := &appendable{tenant: "team-a", pusher: &tsdbPusher{db: db}, metrics: newWriteMetrics(nil), logs: newThrottle(time.Minute), logger: slog.New(slog.DiscardHandler)}
+	ap := &appendable{tenant: "team-a", pusher: &tsdbPusher{db: db}, metrics: newWriteMetrics(nil), logs: logthrottle.New(time.Minute), logger: slog.New(slog.DiscardHandler)}
 	ctx := b.Context()
 	b.ReportAllocs()
 	ts := int64(0)

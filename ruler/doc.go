@@ -17,7 +17,10 @@
 //     that they are validated, limited and counted like any push.
 //   - Notification: one Prometheus notifier.Manager per tenant with
 //     alerting rules and an Alertmanager URL (-ruler.alertmanager-url, or
-//     the tenant's ruler_alertmanager_url limit), sending X-Scope-OrgID.
+//     the tenant's ruler_alertmanager_url limit), sending X-Scope-OrgID;
+//     without one, to the tenant's own Alertmanager in FluxPulse
+//     (Dependencies.Alertmanager: an in-process handler, or a URL with the
+//     cluster secret when roles run apart).
 //   - The Prometheus API's GET /api/v1/rules and /api/v1/alerts for the
 //     tenant of the request.
 //

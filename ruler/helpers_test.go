@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/audit/audittest"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -35,7 +35,7 @@ type env struct {
 	bkt    bucket.Bucket
 	lim    *limits.Overrides
 	pusher *tsdbPusher
-	audit  *auditRecorder
+	audit  *audittest.Recorder
 	reg    *prometheus.Registry
 	r      *Ruler
 	srv    *httptest.Server
@@ -64,8 +64,9 @@ func testConfig(t testing.TB) Config {
 	return c
 }
 
-// newEnv starts a ruler; with a nil db and bkt it makes new ones.
-func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket) *env {
+// newEnv starts a ruler; with a nil db and bkt it makes new ones. opts
+// change the dependencies before the ruler is built.
+func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket, opts ...func(*Dependencies)) *env {
 	t.Helper()
 	if db == nil {
 		var err error
@@ -82,9 +83,13 @@ func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket) *env {
 		bkt = fs
 	}
 	e := &env{t: t, db: db, bkt: bkt, lim: limits.NewOverrides(defaultLimits(t)), pusher: &tsdbPusher{db: db},
-		audit: &auditRecorder{}, reg: prometheus.NewRegistry()}
+		audit: &audittest.Recorder{}, reg: prometheus.NewRegistry()}
 	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: 10 * time.Second, LookbackDelta: 5 * time.Minute})
-	r, err := New(cfg, Dependencies{Engine: eng, Queryable: db, Pusher: e.pusher, Bucket: bkt, Limits: e.lim, Audit: e.audit}, nil, e.reg)
+	deps := Dependencies{Engine: eng, Queryable: db, Pusher: e.pusher, Bucket: bkt, Limits: e.lim, Audit: e.audit}
+	for _, o := range opts {
+		o(&deps)
+	}
+	r, err := New(cfg, deps, nil, e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,21 +196,3 @@ func (p *tsdbPusher) setFail(err error) {
 }
 
 var errInjected = errors.New("injected push failure")
-
-// auditRecorder keeps audit entries.
-type auditRecorder struct {
-	mu      sync.Mutex
-	entries []audit.Entry
-}
-
-func (a *auditRecorder) Log(e audit.Entry) {
-	a.mu.Lock()
-	a.entries = append(a.entries, e)
-	a.mu.Unlock()
-}
-
-func (a *auditRecorder) all() []audit.Entry {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]audit.Entry(nil), a.entries...)
-}

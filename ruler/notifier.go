@@ -1,9 +1,11 @@
 package ruler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
+	"github.com/fluxpulse/fluxpulse/tenantmetrics"
 )
 
 // tenantNotifier sends one tenant's alerts to its Alertmanagers. The
@@ -25,7 +28,7 @@ import (
 // left without a URL gets an empty configuration, which drops alerts.
 type tenantNotifier struct {
 	tenant string
-	reg    *tenantRegistry
+	reg    *tenantmetrics.Registry
 
 	mu      sync.Mutex
 	stopped bool
@@ -45,14 +48,37 @@ func (t *tenantNotifier) Send(alerts ...*notifier.Alert) {
 	}
 }
 
+// Alertmanager is FluxPulse's own multi-tenant Alertmanager as the ruler
+// reaches it: the alerts of a tenant go there when neither
+// -ruler.alertmanager-url nor the tenant's ruler_alertmanager_url names an
+// Alertmanager (#16).
+type Alertmanager struct {
+	// URL is its base URL: alerts are posted to URL/api/v2/alerts with
+	// X-Scope-OrgID naming the tenant.
+	URL string
+	// Handler, when set, serves the posts in process instead of the
+	// network; it finds the tenant in the request's context.
+	Handler http.Handler
+	// BearerTokenFile holds the credential sent with each post over the
+	// network (the cluster secret), read on every request.
+	BearerTokenFile string
+}
+
+// localPrefix marks the URL of FluxPulse's own Alertmanager among the
+// applied URLs, so that a change between it and others is seen.
+const localPrefix = "fluxpulse-alertmanager:"
+
 // applyNotifier points the tenant's notifier at the Alertmanagers its
-// limits or the flags name now.
+// limits or the flags name now, or at FluxPulse's own.
 func (r *Ruler) applyNotifier(t *tenant) {
 	urls := r.cfg.AlertmanagerURL
 	if u := r.deps.Limits.Limits(t.id).RulerAlertmanagerURL; u != "" {
 		urls = u
 	}
-	if err := t.notifier.apply(urls, r); err != nil && r.logs.allow("notifier/"+t.id) {
+	if urls == "" && r.deps.Alertmanager != nil {
+		urls = localPrefix + r.deps.Alertmanager.URL
+	}
+	if err := t.notifier.apply(urls, r); err != nil && r.logs.Allow("notifier/"+t.id) {
 		r.logger.Error("alerts of this tenant cannot be sent", "tenant", t.id, "err", err)
 	}
 }
@@ -91,6 +117,9 @@ func (t *tenantNotifier) start(r *Ruler) {
 		// Alertmanager (Cortex, Mimir) or a proxy routes on it.
 		Do: func(ctx context.Context, c *http.Client, req *http.Request) (*http.Response, error) {
 			req.Header.Set(tenantauth.OrgIDHeader, id)
+			if am := r.deps.Alertmanager; am != nil && am.Handler != nil && localHost(am) == req.URL.Host {
+				return serveInProcess(am.Handler, req.WithContext(tenantauth.With(ctx, actorRuler, id)))
+			}
 			return c.Do(req.WithContext(ctx))
 		},
 	}
@@ -121,10 +150,57 @@ func (t *tenantNotifier) stop() {
 	<-done
 }
 
+// localHost is the host of FluxPulse's own Alertmanager's URL.
+func localHost(am *Alertmanager) string {
+	u, err := url.Parse(am.URL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// serveInProcess answers a request with h, as the HTTP client would.
+func serveInProcess(h http.Handler, req *http.Request) (*http.Response, error) {
+	rec := &recorder{header: http.Header{}}
+	h.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return &http.Response{StatusCode: rec.status, Status: http.StatusText(rec.status), Header: rec.header,
+		Body: io.NopCloser(&rec.body), ContentLength: int64(rec.body.Len()), Request: req}, nil
+}
+
+// recorder is the http.ResponseWriter of an in-process request.
+type recorder struct {
+	status int
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (w *recorder) Header() http.Header { return w.header }
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
 // notifierConfig builds the notifier configuration for a comma-separated
-// list of Alertmanager URLs, and the static targets to feed it (the
-// notifier does not resolve static configurations itself).
+// list of Alertmanager URLs (or FluxPulse's own Alertmanager's, after
+// localPrefix), and the static targets to feed it (the notifier does not
+// resolve static configurations itself).
 func (r *Ruler) notifierConfig(urls string) (*config.Config, map[string][]*targetgroup.Group, error) {
+	local, isLocal := strings.CutPrefix(urls, localPrefix)
+	if isLocal {
+		urls = local
+	}
 	us, err := parseAlertmanagerURLs(urls)
 	if err != nil {
 		return nil, nil, err
@@ -137,6 +213,12 @@ func (r *Ruler) notifierConfig(urls string) (*config.Config, map[string][]*targe
 		amc.PathPrefix = u.Path
 		amc.Timeout = model.Duration(r.cfg.NotificationTimeout)
 		amc.HTTPClientConfig = r.httpClientConfig(u)
+		if isLocal {
+			amc.HTTPClientConfig = config.DefaultAlertmanagerConfig.HTTPClientConfig
+			if f := r.deps.Alertmanager.BearerTokenFile; f != "" {
+				amc.HTTPClientConfig.Authorization = &config_util.Authorization{Type: "Bearer", CredentialsFile: f}
+			}
+		}
 		if err := amc.HTTPClientConfig.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("alertmanager %s: %w", u.Redacted(), err)
 		}

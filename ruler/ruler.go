@@ -22,6 +22,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/logthrottle"
 )
 
 // Config configures the ruler.
@@ -76,7 +77,7 @@ const (
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Evaluation interval of rule groups that set none.")
 	fs.DurationVar(&c.PollInterval, "ruler.poll-interval", time.Minute, "How often rule groups are read again from object storage (changes made through this process apply at once).")
-	fs.StringVar(&c.AlertmanagerURL, FlagAlertmanagerURL, "", "Comma-separated Alertmanager URLs alerts are sent to (http://host:9093[/prefix]); a tenant's ruler_alertmanager_url replaces it. Empty: alerts are evaluated but not sent.")
+	fs.StringVar(&c.AlertmanagerURL, FlagAlertmanagerURL, "", "Comma-separated Alertmanager URLs alerts are sent to (http://host:9093[/prefix]); a tenant's ruler_alertmanager_url replaces it. Empty: each tenant's alerts go to its own Alertmanager in FluxPulse (in process, or -ruler.multitenant-alertmanager-url with roles apart); without one they are evaluated but not sent.")
 	fs.StringVar(&c.AlertmanagerClient.BasicAuthUsername, "ruler.alertmanager-client.basic-auth-username", "", "Basic-auth user name for Alertmanager.")
 	fs.StringVar(&c.AlertmanagerClient.BasicAuthPasswordFile, "ruler.alertmanager-client.basic-auth-password-file", "", "File holding the basic-auth password for Alertmanager, read on every request.")
 	fs.StringVar(&c.AlertmanagerClient.BearerTokenFile, "ruler.alertmanager-client.bearer-token-file", "", "File holding a bearer token for Alertmanager, read on every request.")
@@ -154,6 +155,9 @@ type Dependencies struct {
 	Limits Limits
 	// Audit records rules changes; nil records nothing.
 	Audit Auditor
+	// Alertmanager is FluxPulse's own, for tenants whose alerts no flag
+	// or limit sends elsewhere; nil: such alerts are not sent.
+	Alertmanager *Alertmanager
 }
 
 // Ruler runs every tenant's rules and serves the rules APIs.
@@ -167,7 +171,7 @@ type Ruler struct {
 	logger    *slog.Logger
 	reg       prometheus.Registerer // for per-tenant metrics; nil for none
 	writes    *writeMetrics
-	logs      *throttle
+	logs      *logthrottle.Throttle
 	m         rulerMetrics
 
 	mu      sync.RWMutex
@@ -198,7 +202,7 @@ func New(cfg Config, deps Dependencies, logger *slog.Logger, reg prometheus.Regi
 	u, _ := url.Parse(cfg.ExternalURL)
 	r := &Ruler{
 		cfg: cfg, deps: deps, store: store{bkt: deps.Bucket}, parser: parser.NewParser(parser.Options{}),
-		extLabels: ext, extURL: u, logger: logger, reg: reg, writes: newWriteMetrics(reg), logs: newThrottle(time.Minute),
+		extLabels: ext, extURL: u, logger: logger, reg: reg, writes: newWriteMetrics(reg), logs: logthrottle.New(time.Minute),
 		tenants: map[string]*tenant{}, pending: map[string]bool{}, wake: make(chan struct{}, 1),
 		m: rulerMetrics{
 			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_syncs_total", Help: "Reads of tenants' rule groups from object storage."}),

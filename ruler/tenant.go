@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/fluxpulse/fluxpulse/tenantauth"
+	"github.com/fluxpulse/fluxpulse/tenantmetrics"
 )
 
 // actorRuler is the actor of the queries and writes of rule evaluations.
@@ -26,7 +27,7 @@ type tenant struct {
 	manager  *rules.Manager
 	loader   *memLoader
 	notifier *tenantNotifier
-	reg      *tenantRegistry
+	reg      *tenantmetrics.Registry
 	digest   [sha256.Size]byte
 	done     chan struct{} // closed when manager.Run returns
 }
@@ -34,7 +35,7 @@ type tenant struct {
 // newTenant starts a rules manager for the tenant, with no groups yet. Its
 // queries and writes carry a context naming the tenant.
 func (r *Ruler) newTenant(ctx context.Context, id string) *tenant {
-	reg := newTenantRegistry(r.reg, id)
+	reg := tenantmetrics.New(r.reg, id)
 	t := &tenant{
 		id:       id,
 		loader:   &memLoader{parser: r.parser},
@@ -85,7 +86,7 @@ func (r *Ruler) applyGroups(t *tenant, stored []storedGroup) {
 			err = fmt.Errorf("the object of group %q holds group %q", sg.Group, g.Name)
 		}
 		if err != nil {
-			if r.logs.allow("stored/" + t.id) {
+			if r.logs.Allow("stored/" + t.id) {
 				r.logger.Error("skipping a stored rule group that does not load", "tenant", t.id, "namespace", sg.Namespace, "group", sg.Group, "err", err)
 			}
 			continue
@@ -124,11 +125,11 @@ func (r *Ruler) stopTenant(t *tenant) {
 	t.manager.Stop()
 	<-t.done
 	t.notifier.stop()
-	t.reg.unregisterAll()
+	t.reg.UnregisterAll()
 	r.writes.forget(t.id)
-	r.logs.forget(t.id)
-	r.logs.forget("stored/" + t.id)
-	r.logs.forget("notifier/" + t.id)
+	r.logs.Forget(t.id)
+	r.logs.Forget("stored/" + t.id)
+	r.logs.Forget("notifier/" + t.id)
 }
 
 // memLoader is the rules.GroupLoader of one tenant: it returns the groups
@@ -160,64 +161,3 @@ func (l *memLoader) Load(namespace string, _ bool, _ model.ValidationScheme) (*r
 
 // Parse parses a rule's expression.
 func (l *memLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
-
-// tenantRegistry registers a tenant's collectors with a tenant label and
-// remembers them, so that they can all be unregistered when the tenant goes
-// away (the rules and notifier packages register their own and offer no
-// way to remove them).
-type tenantRegistry struct {
-	reg prometheus.Registerer // nil: register nothing
-	mu  sync.Mutex
-	cs  []prometheus.Collector
-}
-
-func newTenantRegistry(reg prometheus.Registerer, tenant string) *tenantRegistry {
-	if reg == nil {
-		return &tenantRegistry{}
-	}
-	return &tenantRegistry{reg: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenant}, reg)}
-}
-
-// Register implements prometheus.Registerer.
-func (t *tenantRegistry) Register(c prometheus.Collector) error {
-	if t.reg == nil {
-		return nil
-	}
-	if err := t.reg.Register(c); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	t.cs = append(t.cs, c)
-	t.mu.Unlock()
-	return nil
-}
-
-// MustRegister implements prometheus.Registerer.
-func (t *tenantRegistry) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := t.Register(c); err != nil {
-			panic(fmt.Sprintf("BUG: register a tenant's metrics: %v", err))
-		}
-	}
-}
-
-// Unregister implements prometheus.Registerer.
-func (t *tenantRegistry) Unregister(c prometheus.Collector) bool {
-	if t.reg == nil {
-		return false
-	}
-	t.mu.Lock()
-	t.cs = slices.DeleteFunc(t.cs, func(x prometheus.Collector) bool { return x == c })
-	t.mu.Unlock()
-	return t.reg.Unregister(c)
-}
-
-func (t *tenantRegistry) unregisterAll() {
-	t.mu.Lock()
-	cs := t.cs
-	t.cs = nil
-	t.mu.Unlock()
-	for _, c := range cs {
-		t.reg.Unregister(c)
-	}
-}

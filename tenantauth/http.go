@@ -18,7 +18,11 @@ const (
 	ScopeWrite Scope = "write"
 	ScopeRead  Scope = "read"
 	ScopeRules Scope = "rules"
-	ScopeAdmin Scope = "admin"
+	// ScopeAlerts is the tenant's Alertmanager: its configuration,
+	// alerts, silences and receivers. A token with the admin scope has it
+	// too.
+	ScopeAlerts Scope = "alerts"
+	ScopeAdmin  Scope = "admin"
 )
 
 // Error is an authentication or authorization failure with the HTTP status
@@ -144,7 +148,7 @@ func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []st
 	if !e.expires.IsZero() && a.now().After(e.expires) {
 		return e.id, nil, false, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
 	}
-	if !e.scopes[scope] && !e.all {
+	if !e.allows(scope) {
 		return e.id, nil, false, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s does not have the %s scope", e.id, scope)}
 	}
 	var ids []string

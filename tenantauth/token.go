@@ -87,7 +87,7 @@ func (t Token) Validate() error {
 	}
 	for _, s := range t.Scopes {
 		if !slices.Contains(AllScopes, s) {
-			return fmt.Errorf("token %s: unknown scope %q; scopes are write, read, rules, admin", t.ID, s)
+			return fmt.Errorf("token %s: unknown scope %q; scopes are %s", t.ID, s, scopeList())
 		}
 	}
 	for _, tn := range t.Tenants {
@@ -99,7 +99,16 @@ func (t Token) Validate() error {
 }
 
 // AllScopes lists every scope.
-var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeAdmin}
+var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeAlerts, ScopeAdmin}
+
+// scopeList names every scope, for error messages.
+func scopeList() string {
+	names := make([]string, len(AllScopes))
+	for i, s := range AllScopes {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
 
 // ParseScopes parses a comma-separated scope list.
 func ParseScopes(s string) ([]Scope, error) {
@@ -107,7 +116,7 @@ func ParseScopes(s string) ([]Scope, error) {
 	for _, p := range strings.Split(s, ",") {
 		sc := Scope(strings.TrimSpace(p))
 		if !slices.Contains(AllScopes, sc) {
-			return nil, fmt.Errorf("unknown scope %q; scopes are write, read, rules, admin", sc)
+			return nil, fmt.Errorf("unknown scope %q; scopes are %s", sc, scopeList())
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
@@ -164,6 +173,12 @@ type entry struct {
 	all     bool
 	scopes  map[Scope]bool
 	expires time.Time
+}
+
+// allows reports whether the token may act with scope: operator tokens may
+// do anything, a tenant's admin scope includes its Alertmanager (#16).
+func (e *entry) allows(scope Scope) bool {
+	return e.all || e.scopes[scope] || scope == ScopeAlerts && e.scopes[ScopeAdmin]
 }
 
 // index finds tokens by ID.

@@ -52,6 +52,8 @@ func TestTokenMatrix(t *testing.T) {
 	other := issue(t, []Scope{ScopeWrite, ScopeRead}, time.Time{})
 	revoked := issue(t, []Scope{ScopeWrite, ScopeRead}, time.Time{})
 	admin := issue(t, []Scope{ScopeAdmin}, time.Time{})
+	alerts := issue(t, []Scope{ScopeAlerts}, time.Time{})
+	tenantAdmin := issue(t, []Scope{ScopeAdmin}, time.Time{})
 
 	a, err := New(Config{Mode: "token"})
 	if err != nil {
@@ -61,7 +63,7 @@ func TestTokenMatrix(t *testing.T) {
 	a.OnFailure(func(_ *http.Request, f Failure) { failures = append(failures, f) })
 	creds := Credentials{Tenants: map[string][]Token{
 		"a": {rw.entry, ro.entry, expired.entry, fed.entry, revoked.entry},
-		"b": {other.entry},
+		"b": {other.entry, alerts.entry, tenantAdmin.entry},
 	}, Admins: []Token{admin.entry}}
 	if err := a.SetCredentials(creds); err != nil {
 		t.Fatal(err)
@@ -118,6 +120,12 @@ func TestTokenMatrix(t *testing.T) {
 		{"operator token must name a tenant to read", bearer(admin.token), "", ScopeRead, 400, "", "operator token must name"},
 		{"admin any tenant", bearer(admin.token), "b", ScopeAdmin, 200, "b", ""},
 		{"admin reads too", bearer(admin.token), "a|b", ScopeRead, 200, "a,b", ""},
+		// The tenant's Alertmanager takes the alerts scope or admin (#16).
+		{"alerts scope", bearer(alerts.token), "", ScopeAlerts, 200, "b", ""},
+		{"alerts scope is not rules", bearer(alerts.token), "", ScopeRules, 403, "", "rules scope"},
+		{"alerts scope missing", bearer(rw.token), "", ScopeAlerts, 403, "", "does not have the alerts scope"},
+		{"tenant admin has alerts", bearer(tenantAdmin.token), "", ScopeAlerts, 200, "b", ""},
+		{"alerts of another tenant", bearer(alerts.token), "a", ScopeAlerts, 403, "", `may not access tenant "a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failures = nil

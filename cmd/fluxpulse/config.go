@@ -38,22 +38,23 @@ type serverConfig struct {
 	auditSync       bool
 	tls             tlsConfig
 
-	auth        tenantauth.Config
-	storage     bucket.Config
-	encryption  encryption.Config
-	store       blockstore.Config
-	compactor   compactor.Config
-	limits      limits.Limits
-	distributor distributor.Config
-	ingester    ingester.Config
-	querier     querier.Config
-	ruler       rulerConfig
-	cluster     clusterConfig
-	ha          hatracker.Config
+	auth         tenantauth.Config
+	storage      bucket.Config
+	encryption   encryption.Config
+	store        blockstore.Config
+	compactor    compactor.Config
+	limits       limits.Limits
+	distributor  distributor.Config
+	ingester     ingester.Config
+	querier      querier.Config
+	ruler        rulerConfig
+	alertmanager alertmanagerConfig
+	cluster      clusterConfig
+	ha           hatracker.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, compactor and ruler, which find each other through memberlist and the ingester ring (docs/scaling.md).")
+	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
 	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
 	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
@@ -76,6 +77,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.ingester.RegisterFlags(fs)
 	c.querier.RegisterFlags(fs)
 	c.ruler.registerFlags(fs)
+	c.alertmanager.registerFlags(fs)
 	c.cluster.registerFlags(fs)
 	c.ha.RegisterFlags(fs)
 }
@@ -93,6 +95,9 @@ func (c *serverConfig) validate() error {
 		if err := c.cluster.validate(r); err != nil {
 			return err
 		}
+	}
+	if err := c.alertmanager.validate(); err != nil {
+		return err
 	}
 	return c.limits.Validate()
 }

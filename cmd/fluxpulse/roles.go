@@ -8,16 +8,17 @@ import (
 
 // Roles one process can run.
 const (
-	roleAll         = "all"
-	roleDistributor = "distributor"
-	roleIngester    = "ingester"
-	roleQuerier     = "querier"
-	roleCompactor   = "compactor"
-	roleRuler       = "ruler"
+	roleAll          = "all"
+	roleDistributor  = "distributor"
+	roleIngester     = "ingester"
+	roleQuerier      = "querier"
+	roleCompactor    = "compactor"
+	roleRuler        = "ruler"
+	roleAlertmanager = "alertmanager"
 )
 
 // knownRoles are the roles -target may name, besides all.
-var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleCompactor, roleRuler}
+var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleCompactor, roleRuler, roleAlertmanager}
 
 // roles is the set of roles of a process.
 type roles map[string]bool

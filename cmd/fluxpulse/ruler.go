@@ -27,12 +27,14 @@ func rulerFeatures() map[string]string {
 // addRuler builds the ruler: it evaluates with the querier's engine over
 // the querier's queryable (so per-tenant query limits apply), writes
 // through pusher (the distributor, so recording rules are validated and
-// counted like any push) and keeps rule groups in the encrypted bucket.
+// counted like any push), keeps rule groups in the encrypted bucket, and
+// sends alerts to the tenants' own Alertmanagers unless a flag or limit
+// says otherwise (rulerAlertmanager).
 // It starts evaluating once dataReady says the data it reads is there:
 // restoring alerts' for state reads ALERTS_FOR_STATE.
 func (p *process) addRuler(q *queryRole, pusher ruler.Pusher, dataReady func() bool) error {
 	rul, err := ruler.New(p.cfg.ruler.Config, ruler.Dependencies{Engine: q.Engine(), Queryable: q.queryable, Pusher: pusher,
-		Bucket: p.storage.enc, Limits: p.limits, Audit: p.audit}, p.logger.With("component", "ruler"), p.reg)
+		Bucket: p.storage.enc, Limits: p.limits, Audit: p.audit, Alertmanager: p.rulerAlertmanager()}, p.logger.With("component", "ruler"), p.reg)
 	if err != nil {
 		return err
 	}

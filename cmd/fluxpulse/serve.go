@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fluxpulse/fluxpulse/alertmanager"
 	"github.com/fluxpulse/fluxpulse/audit"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/hatracker"
@@ -80,9 +81,10 @@ type process struct {
 	obs        *observers
 	usage      *usage.Recorder
 	storage    *storage
-	member     *clusterMember     // nil in -target=all
-	ha         *hatracker.Tracker // nil without -distributor.ha-tracker.enable
-	grpcServer *grpcServer        // when roles run apart and one is reached over gRPC
+	member     *clusterMember             // nil in -target=all
+	ha         *hatracker.Tracker         // nil without -distributor.ha-tracker.enable
+	grpcServer *grpcServer                // when roles run apart and one is reached over gRPC
+	am         *alertmanager.Alertmanager // nil unless this process runs the alertmanager
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -153,6 +155,9 @@ func (p *process) addRoles(g *run.Group) error {
 	if err != nil {
 		return err
 	}
+	if err := p.addAlertmanager(); err != nil {
+		return err
+	}
 	if err := p.addRuler(q, dist, ing.Ready); err != nil {
 		return err
 	}
@@ -220,6 +225,11 @@ func (p *process) addApartRoles() error {
 		}
 		if r[roleQuerier] {
 			p.addAdmin(clusterTenants{p.member}, q.store)
+		}
+	}
+	if r[roleAlertmanager] {
+		if err := p.addAlertmanager(); err != nil {
+			return err
 		}
 	}
 	if r[roleRuler] {
