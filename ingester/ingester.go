@@ -34,6 +34,12 @@ type Config struct {
 	ShipInterval    time.Duration
 	FlushOnShutdown bool
 	StripeSize      int
+	// CloseIdleTimeout closes the TSDB of a tenant without pushes for this
+	// long, once its data is shipped (0: never); IdleCloseGrace is how long
+	// its last block must have been in the bucket first (set by the caller
+	// from the queriers' block sync interval).
+	CloseIdleTimeout time.Duration
+	IdleCloseGrace   time.Duration
 }
 
 // RegisterFlags registers the ingester's flags. Dir is set by the caller from
@@ -44,6 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShipInterval, "ingester.ship-interval", 30*time.Second, "How often the ingester cuts the blocks its heads are ready for and ships new blocks to the bucket.")
 	fs.IntVar(&c.StripeSize, "ingester.tsdb-stripe-size", 64, "Lock stripes of each tenant's TSDB head, a power of two: more allow more concurrent appends to one tenant, each costs about 300 bytes per tenant.")
 	fs.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", false, "On shutdown, cut every head into blocks and ship them, so that an ingester scaled down loses nothing.")
+	fs.DurationVar(&c.CloseIdleTimeout, "ingester.close-idle-tsdb-timeout", 13*time.Hour, "Close the TSDB of a tenant that sent nothing for this long, once its head is cut into blocks and shipped, and remove it from local disk; its next push opens it again. Queries read its data from the bucket meanwhile. 0 never closes them.")
 	fs.IntVar(&c.MaxTenants, "ingester.max-tenants", 10000, "Maximum number of tenants one ingester holds open; pushes for further tenants are refused with 503.")
 	fs.BoolVar(&c.WALCompression, "ingester.wal-compression", true, "Compress the write-ahead log with snappy.")
 	fs.IntVar(&c.ReopenParallel, "ingester.reopen-concurrency", runtime.GOMAXPROCS(0), "How many tenant TSDBs are reopened (WAL replayed) at once on start.")
@@ -108,6 +115,7 @@ type metrics struct {
 	walReplay       prometheus.Histogram
 	shipped         *prometheus.CounterVec
 	shipFailures    *prometheus.CounterVec
+	idleClosed      prometheus.Counter
 }
 
 // New returns an Ingester that ships its blocks to bkt (nil: keep them
@@ -142,6 +150,8 @@ func New(cfg Config, lim *limits.Overrides, bkt bucket.Bucket, logger *slog.Logg
 				Name: "fluxpulse_ingester_shipped_blocks_total", Help: "Blocks uploaded to the bucket per tenant."}, []string{"tenant"}),
 			shipFailures: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "fluxpulse_ingester_ship_failures_total", Help: "Failed attempts to cut or ship a tenant's blocks."}, []string{"tenant"}),
+			idleClosed: f.NewCounter(prometheus.CounterOpts{
+				Name: "fluxpulse_ingester_idle_tsdbs_closed_total", Help: "Tenant TSDBs closed and removed from local disk after -ingester.close-idle-tsdb-timeout without pushes."}),
 			walReplay: f.NewHistogram(prometheus.HistogramOpts{
 				Name: "fluxpulse_ingester_tsdb_open_duration_seconds", Help: "Time to open a tenant's TSDB, WAL replay included.",
 				Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}),
@@ -189,6 +199,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 			})
 		case <-ship.C:
 			i.shipAll(ctx)
+			i.closeIdle(ctx, time.Now())
 		}
 	}
 }
@@ -266,7 +277,7 @@ func (i *Ingester) reopenAll(ctx context.Context) error {
 }
 
 // Flush cuts the tenant's whole head into blocks and ships them now, as
-// -ingester.flush-on-shutdown does at shutdown.
+// -ingester.flush-on-shutdown does at shutdown and idle tenants get.
 func (i *Ingester) Flush(tenantID string) error {
 	t, err := i.tenant(context.Background(), tenantID, false)
 	if err != nil || t == nil {
@@ -287,7 +298,7 @@ func (i *Ingester) flush(t *tenant) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	n, err := t.ship(ctx, i.bkt)
-	i.logger.Info("flushed on shutdown", "tenant", t.id, "blocks_shipped", n)
+	i.logger.Info("cut the head into blocks and shipped them", "tenant", t.id, "blocks_shipped", n)
 	return err
 }
 

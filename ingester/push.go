@@ -32,6 +32,7 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 		return res, err
 	}
 	defer t.release()
+	t.touch(time.Now())
 	lim := i.limits.Limits(tenantID)
 	_, _, nex := req.Counts()
 	if err := t.applyLimits(lim, nex > 0 && lim.MaxExemplars > 0); err != nil {

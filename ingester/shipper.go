@@ -195,8 +195,13 @@ func (t *tenant) flushHead(blockRange time.Duration) error {
 	r := blockRange.Milliseconds()
 	mint, maxt := h.MinTime(), h.MaxTime()
 	for start := mint - mint%r; start <= maxt; start += r {
-		if err := t.db.CompactHead(tsdb.NewRangeHead(h, start, start+r-1)); err != nil {
-			return fmt.Errorf("cut head [%d, %d): %w", start, start+r, err)
+		// The last block ends at the head's last sample, not at the end of
+		// its range: the head then takes samples after it again (an idle
+		// tenant that comes back), where a block to the range's end would
+		// leave every sample until then out of bounds.
+		end := min(start+r-1, maxt)
+		if err := t.db.CompactHead(tsdb.NewRangeHead(h, start, end)); err != nil {
+			return fmt.Errorf("cut head [%d, %d]: %w", start, end, err)
 		}
 	}
 	return nil

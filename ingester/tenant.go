@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/config"
@@ -46,6 +47,9 @@ type tenant struct {
 	shipper *shipper
 	refs    *refCache
 	share   SeriesShare
+
+	lastPush  atomic.Int64 // unix nanoseconds of the last push (or the open)
+	drainedAt time.Time    // since when an idle tenant is all shipped; the ship loop's own
 
 	cfgMu        sync.Mutex // serialises db.ApplyConfig
 	exemplarsOn  bool
@@ -99,6 +103,7 @@ func (t *tenant) retire() (idle <-chan struct{}, owner bool) {
 
 func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger) error {
 	t.dir = filepath.Join(cfg.Dir, t.id)
+	t.touch(time.Now())
 	lim := ov.Limits(t.id)
 	t.refs = newRefCache()
 	t.series = newSeriesLimiter(t.id, func() limits.Limits { return ov.Limits(t.id) })

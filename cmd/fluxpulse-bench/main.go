@@ -9,6 +9,7 @@
 //	fluxpulse-bench run -url http://127.0.0.1:9009 -pid 1234 …   one load against a running receiver
 //	fluxpulse-bench compare -prometheus BIN -fluxpulse BIN …     FluxPulse and Prometheus side by side
 //	fluxpulse-bench cluster -fluxpulse BIN …                     one process against a local RF=3 cluster
+//	fluxpulse-bench idle -url … -metrics-url … -tenants 1000     the heap idle tenants leave behind
 package main
 
 import (
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare|cluster [flags]")
+		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare|cluster|idle [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,8 +35,10 @@ func main() {
 		err = compareCmd(os.Args[2:])
 	case "cluster":
 		err = clusterCmd(os.Args[2:])
+	case "idle":
+		err = idleCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: run, compare or cluster", os.Args[1])
+		err = fmt.Errorf("unknown command %q: run, compare, cluster or idle", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fluxpulse-bench:", err)

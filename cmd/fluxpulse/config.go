@@ -103,9 +103,12 @@ func (c *serverConfig) validate() error {
 }
 
 // resolvePaths puts every local path that has no flag of its own under
-// the data directory.
+// the data directory, and derives the settings that follow from others.
 func (c *serverConfig) resolvePaths() {
 	c.ingester.Dir = filepath.Join(c.dataDir, "tsdb")
+	// An idle tenant's TSDB is removed only once the queriers' block lists
+	// (refreshed every -blocks-storage.sync-interval) have its last block.
+	c.ingester.IdleCloseGrace = 2 * c.store.SyncInterval
 	if c.runtimeFile == "" {
 		c.runtimeFile = filepath.Join(c.dataDir, "runtime.yaml")
 	}
