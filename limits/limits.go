@@ -60,6 +60,11 @@ type Limits struct {
 	// RulerAlertmanagerURL, when set, sends the tenant's alerts to its own
 	// Alertmanager instead of the one of -ruler.alertmanager-url.
 	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
+
+	// Deletion.
+	// MaxDeleteRequests bounds the tenant's pending series deletion
+	// requests: each is checked against every read until it is processed.
+	MaxDeleteRequests int `yaml:"max_delete_requests"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -91,6 +96,7 @@ const (
 	FlagRulerMaxRulesPerGroup  = "ruler.max-rules-per-rule-group"
 	FlagRulerMinEvalInterval   = "ruler.min-evaluation-interval"
 	FlagRulerAlertmanagerURL   = "ruler.tenant-alertmanager-url"
+	FlagMaxDeleteRequests      = "purger.max-delete-requests"
 )
 
 // Source names the flag and the runtime-file key that set a limit, for
@@ -127,6 +133,7 @@ var keys = map[string]string{
 	FlagRulerMaxRulesPerGroup:  "ruler_max_rules_per_group",
 	FlagRulerMinEvalInterval:   "ruler_min_evaluation_interval",
 	FlagRulerAlertmanagerURL:   "ruler_alertmanager_url",
+	FlagMaxDeleteRequests:      "max_delete_requests",
 }
 
 // RegisterFlags registers the global defaults.
@@ -158,6 +165,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.RulerMaxRulesPerGroup, FlagRulerMaxRulesPerGroup, 20, "Maximum rules per rule group. 0 means unlimited.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinEvalInterval, 10*time.Second, "Shortest evaluation interval a rule group may have.")
 	fs.StringVar(&l.RulerAlertmanagerURL, FlagRulerAlertmanagerURL, "", "Default per-tenant Alertmanager URL; usually set per tenant in the runtime file. Empty means -ruler.alertmanager-url.")
+	fs.IntVar(&l.MaxDeleteRequests, FlagMaxDeleteRequests, 50, "Maximum pending series deletion requests per tenant (each is checked on every read of the tenant until processed). 0 means unlimited.")
 }
 
 // Validate checks the limits for consistency.
@@ -180,6 +188,7 @@ func (l Limits) Validate() error {
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),
 		FlagRulerMinEvalInterval: float64(l.RulerMinEvaluationInterval), FlagRetention: float64(l.CompactorBlocksRetentionPeriod),
+		FlagMaxDeleteRequests: float64(l.MaxDeleteRequests),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

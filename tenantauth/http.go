@@ -18,8 +18,23 @@ const (
 	ScopeWrite Scope = "write"
 	ScopeRead  Scope = "read"
 	ScopeRules Scope = "rules"
-	ScopeAdmin Scope = "admin"
+	// ScopeDelete deletes series (#14); a token with admin may too.
+	ScopeDelete Scope = "delete"
+	ScopeAdmin  Scope = "admin"
 )
+
+// impliedBy names the scope that also grants a scope: a tenant's admin
+// token may delete its series.
+var impliedBy = map[Scope]Scope{ScopeDelete: ScopeAdmin}
+
+// has reports whether the entry's scopes grant scope.
+func (e *entry) has(scope Scope) bool {
+	if e.scopes[scope] {
+		return true
+	}
+	by, ok := impliedBy[scope]
+	return ok && e.scopes[by]
+}
 
 // Error is an authentication or authorization failure with the HTTP status
 // it maps to: 400 for a malformed tenant, 401 for missing or unknown
@@ -144,7 +159,7 @@ func (a *Authenticator) tokenTenants(r *http.Request, scope Scope) (string, []st
 	if !e.expires.IsZero() && a.now().After(e.expires) {
 		return e.id, nil, false, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
 	}
-	if !e.scopes[scope] && !e.all {
+	if !e.has(scope) && !e.all {
 		return e.id, nil, false, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s does not have the %s scope", e.id, scope)}
 	}
 	var ids []string

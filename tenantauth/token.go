@@ -87,7 +87,7 @@ func (t Token) Validate() error {
 	}
 	for _, s := range t.Scopes {
 		if !slices.Contains(AllScopes, s) {
-			return fmt.Errorf("token %s: unknown scope %q; scopes are write, read, rules, admin", t.ID, s)
+			return fmt.Errorf("token %s: unknown scope %q; scopes are %s", t.ID, s, scopeList())
 		}
 	}
 	for _, tn := range t.Tenants {
@@ -99,7 +99,15 @@ func (t Token) Validate() error {
 }
 
 // AllScopes lists every scope.
-var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeAdmin}
+var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeDelete, ScopeAdmin}
+
+func scopeList() string {
+	names := make([]string, len(AllScopes))
+	for i, s := range AllScopes {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
 
 // ParseScopes parses a comma-separated scope list.
 func ParseScopes(s string) ([]Scope, error) {
@@ -107,7 +115,7 @@ func ParseScopes(s string) ([]Scope, error) {
 	for _, p := range strings.Split(s, ",") {
 		sc := Scope(strings.TrimSpace(p))
 		if !slices.Contains(AllScopes, sc) {
-			return nil, fmt.Errorf("unknown scope %q; scopes are write, read, rules, admin", sc)
+			return nil, fmt.Errorf("unknown scope %q; scopes are %s", sc, scopeList())
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)

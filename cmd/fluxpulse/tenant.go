@@ -185,7 +185,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		var scopes, tenants string
 		files, err := parseSub("token create", args[1:], stderr, tokenUsage, func(fs *flag.FlagSet) {
 			fs.StringVar(&spec.Tenant, "tenant", "", "Tenant the token belongs to; empty for an operator (admin) token.")
-			fs.StringVar(&scopes, "scopes", "write,read", "Comma-separated scopes: write, read, rules, admin.")
+			fs.StringVar(&scopes, "scopes", "write,read", "Comma-separated scopes: write, read, rules, delete (series deletion), admin (tenant administration, delete included).")
 			fs.DurationVar(&spec.TTL, "expires", 0, "Lifetime of the token (e.g. 2160h); 0 never expires.")
 			fs.StringVar(&spec.Description, "description", "", "What the token is for.")
 			fs.StringVar(&tenants, "tenants", "", "Further tenants the token may act for (federated reads), comma-separated.")
