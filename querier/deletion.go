@@ -276,6 +276,7 @@ type hidingChunkSet struct {
 	reqs       []deletion.Request
 	mint, maxt int64
 	cur        storage.ChunkSeries
+	err        error
 }
 
 func (s *hidingChunkSet) Next() bool {
@@ -288,6 +289,12 @@ func (s *hidingChunkSet) Next() bool {
 		}
 		decoded := storage.NewSeriesSetFromChunkSeriesSet(&listChunkSet{series: []storage.ChunkSeries{cs}})
 		if !decoded.Next() {
+			if s.err = decoded.Err(); s.err != nil {
+				return false
+			}
+			continue
+		}
+		if decoded.At() == nil { // no chunks at all
 			continue
 		}
 		hs := &hiddenSeries{Series: decoded.At(), ivs: ivs}
@@ -300,6 +307,13 @@ func (s *hidingChunkSet) Next() bool {
 }
 
 func (s *hidingChunkSet) At() storage.ChunkSeries { return s.cur }
+
+func (s *hidingChunkSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.ChunkSeriesSet.Err()
+}
 
 // hidingExemplars drops the exemplars the requests delete.
 type hidingExemplars struct {
