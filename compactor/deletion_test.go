@@ -1,0 +1,166 @@
+package compactor_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
+	"github.com/fluxpulse/fluxpulse/compactor"
+	"github.com/fluxpulse/fluxpulse/deletion"
+	"github.com/fluxpulse/fluxpulse/limits"
+)
+
+// TestDeletionRewritesBlocks is the compactor's part of #14. Two tenants
+// hold identical series; a due request of tenant t deletes some series in
+// a time range and one series whole. After the passes every block of the
+// bucket, marked ones included, read through the block store, holds no
+// deleted sample; every other sample of t reads as before, one by one;
+// tenant u is untouched; a cancelled request and one still in its cancel
+// period delete nothing.
+func TestDeletionRewritesBlocks(t *testing.T) {
+	b := blockstoretest.NewBuckets(t)
+	end := time.Now().Truncate(8 * time.Minute)
+	spec := blockstoretest.Spec{Tenant: "t", Series: 12, Minutes: 16, End: end}
+	blockstoretest.ShipSpec(t, b.Enc, spec)
+	spec.Tenant = "u"
+	blockstoretest.ShipSpec(t, b.Enc, spec)
+	before := map[string]samples{"t": scan(t, b, "t"), "u": scan(t, b, "u")}
+
+	store := deletion.NewStore(b.Enc)
+	var lim limits.Limits
+	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
+	from, to := end.Add(-12*time.Minute), end.Add(-5*time.Minute)
+	mk := func(sel string, start, stop time.Time, cancel time.Duration) deletion.Request {
+		t.Helper()
+		r, err := deletion.NewRequest(deletion.Params{Tenant: "t", Selectors: []string{sel}, Start: rfc(start), End: rfc(stop)}, lim, end, cancel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Add(t.Context(), r, 0); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	due := mk(`m{s=~"s00[1-4]"}`, from, to, 0)
+	whole := mk(`{s="s010"}`, end.Add(-time.Hour), end, 0)
+	cancelled := mk(`{s="s005"}`, end.Add(-time.Hour), end, time.Minute)
+	if _, err := store.Update(t.Context(), "t", cancelled.ID, func(r *deletion.Request) error {
+		r.State = deletion.StateCancelled
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waiting := mk(`{s="s006"}`, end.Add(-time.Hour), end, time.Hour)
+
+	c := newCompactor(t, b, nil)
+	c.SetClock(func() time.Time { return end.Add(time.Minute) })
+	var told []string
+	var processed []string
+	if err := c.CarryOutDeletions(compactorDeletions(store, &told, &processed)); err != nil {
+		t.Fatal(err)
+	}
+	for pass := 0; len(processed) < 2; pass++ {
+		if pass == 10 {
+			t.Fatalf("requests not processed after 10 passes: %v", list(t, store))
+		}
+		c.SetClock(func() time.Time { return end.Add(time.Duration(pass+1) * time.Minute) })
+		if _, err := c.CompactTenant(context.Background(), "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(told, ","); got != due.ID+","+whole.ID {
+		t.Errorf("the heads were told of %s, want the two due requests", got)
+	}
+	states := list(t, store)
+	for id, want := range map[string]deletion.State{due.ID: deletion.StateProcessed, whole.ID: deletion.StateProcessed,
+		cancelled.ID: deletion.StateCancelled, waiting.ID: deletion.StatePending} {
+		if states[id].State != want {
+			t.Errorf("request %s is %s, want %s", id, states[id].State, want)
+		}
+	}
+	if states[due.ID].BlocksRewritten == 0 || states[whole.ID].ProcessedAt.IsZero() {
+		t.Errorf("processed requests: %+v", states)
+	}
+
+	deleted := func(ls labels.Labels, ts int64) bool {
+		s := ls.Get("s")
+		return s == "s010" || strings.HasPrefix(s, "s00") && s >= "s001" && s <= "s004" && ts >= from.UnixMilli() && ts <= to.UnixMilli()
+	}
+	after := scan(t, b, "t")
+	for k := range after {
+		if deleted(k.ls(), k.ts) {
+			t.Fatalf("a block still holds %v at %d", k.ls(), k.ts)
+		}
+	}
+	kept := 0
+	for k, v := range before["t"] {
+		if deleted(k.ls(), k.ts) {
+			continue
+		}
+		kept++
+		if got, ok := after[k]; !ok || got != v {
+			t.Fatalf("%v at %d: %v %v, want %v", k.ls(), k.ts, got, ok, v)
+		}
+	}
+	if kept != len(after) || kept == len(before["t"]) {
+		t.Fatalf("%d samples left of %d, %d kept", len(after), len(before["t"]), kept)
+	}
+	if u := scan(t, b, "u"); fmt.Sprint(u) != fmt.Sprint(before["u"]) {
+		t.Fatal("tenant u's samples changed")
+	}
+}
+
+// sampleKey is one sample of a series of m, by its s label.
+type sampleKey struct {
+	s  string
+	ts int64
+}
+
+func (k sampleKey) ls() labels.Labels { return labels.FromStrings("__name__", "m", "s", k.s) }
+
+type samples map[sampleKey]float64
+
+// scan reads every block of the tenant, marked or not. A sample held by
+// several blocks (a replaced block not deleted yet) counts once.
+func scan(t *testing.T, b blockstoretest.Buckets, tenant string) samples {
+	t.Helper()
+	out := samples{}
+	blockstoretest.ScanBlocks(t, b.Enc, tenant, func(_ ulid.ULID, ls labels.Labels, ts int64, v float64) {
+		out[sampleKey{ls.Get("s"), ts}] = v
+	})
+	return out
+}
+
+func list(t *testing.T, store *deletion.Store) map[string]deletion.Request {
+	t.Helper()
+	all, err := store.List(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]deletion.Request{}
+	for _, r := range all {
+		out[r.ID] = r
+	}
+	return out
+}
+
+func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// compactorDeletions carries out the requests of store, recording which
+// requests the heads were told of and which were processed.
+func compactorDeletions(store *deletion.Store, told, processed *[]string) compactor.Deletions {
+	return compactor.Deletions{Store: store,
+		Heads: compactor.HeadsFunc(func(_ context.Context, tenant string, r deletion.Request) error {
+			*told = append(*told, r.ID)
+			return nil
+		}),
+		Processed: func(r deletion.Request) { *processed = append(*processed, r.ID) },
+	}
+}
