@@ -128,16 +128,6 @@ func compareAll(t *testing.T, base string, proms []*prometheusProc, start, end t
 
 func compareWithPrometheus(t *testing.T, fpBase, promBase, tenant string, start, end time.Time) {
 	rng := url.Values{"start": {ts(start)}, "end": {ts(end)}}
-	with := func(v url.Values, kv ...string) url.Values {
-		out := url.Values{}
-		for k, vs := range v {
-			out[k] = vs
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			out.Add(kv[i], kv[i+1])
-		}
-		return out
-	}
 	type call struct {
 		path   string
 		params url.Values

@@ -61,7 +61,14 @@ func pushHistory(t *testing.T, base, tenant, metric string, n, minutes int) seri
 // export reads a tenant's series of metric through the export API.
 func export(t *testing.T, base, tenant, metric string) (series, int, string) {
 	t.Helper()
-	status, body := api(t, base+"/prometheus", "/api/v1/export", url.Values{"match[]": {metric}}, tenant)
+	return exportBy(t, base, tenant, metric, "fp_secret_label")
+}
+
+// exportBy reads the series matching match through the export API, by
+// the value of their label key.
+func exportBy(t *testing.T, base, tenant, match, key string) (series, int, string) {
+	t.Helper()
+	status, body := api(t, base+"/prometheus", "/api/v1/export", url.Values{"match[]": {match}}, tenant)
 	got := series{}
 	if status != http.StatusOK {
 		return got, status, string(body)
@@ -81,7 +88,7 @@ func export(t *testing.T, base, tenant, metric string) (series, int, string) {
 		if line.Error != "" {
 			return got, 500, line.Error
 		}
-		id := line.Metric["fp_secret_label"]
+		id := line.Metric[key]
 		for i, ts := range line.Timestamps {
 			got[id] = append(got[id], [2]float64{float64(ts), line.Values[i]})
 		}

@@ -212,7 +212,7 @@ func TestHidingIterator(t *testing.T) {
 	for ts := int64(0); ts < 100; ts++ {
 		samples = append(samples, ts)
 	}
-	ivs := []deletion.Interval{{10, 19}, {20, 29}, {50, 50}, {90, math.MaxInt64}}
+	ivs := []deletion.Interval{{Mint: 10, Maxt: 19}, {Mint: 20, Maxt: 29}, {Mint: 50, Maxt: 50}, {Mint: 90, Maxt: math.MaxInt64}}
 	var want []int64
 	for _, ts := range samples {
 		if !deletion.InIntervals(ivs, ts) {

@@ -11,6 +11,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/compactor"
+	"github.com/fluxpulse/fluxpulse/deletion"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/ingester"
@@ -48,6 +49,7 @@ type serverConfig struct {
 	querier     querier.Config
 	ruler       rulerConfig
 	cluster     clusterConfig
+	deletion    deletion.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -75,6 +77,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.querier.RegisterFlags(fs)
 	c.ruler.registerFlags(fs)
 	c.cluster.registerFlags(fs)
+	c.deletion.RegisterFlags(fs)
 }
 
 func (c *serverConfig) validate() error {

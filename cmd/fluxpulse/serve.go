@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
@@ -81,6 +82,8 @@ type process struct {
 	storage    *storage
 	member     *clusterMember // nil in -target=all
 	grpcServer *grpcServer    // an ingester's, when roles run apart
+	deletions  *deletions
+	compactor  *compactor.Compactor // nil without the compactor role
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -128,6 +131,9 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.openDeletions(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	return p, nil
 }
 
@@ -151,7 +157,7 @@ func (p *process) addRoles(g *run.Group) error {
 	if err := p.addRuler(q, dist, ing.Ready); err != nil {
 		return err
 	}
-	if err := p.addCompactor(); err != nil {
+	if err := p.addCompactor(ing); err != nil {
 		return err
 	}
 	if err := p.addUsage(ing); err != nil {
@@ -208,7 +214,7 @@ func (p *process) addApartRoles() error {
 		}
 	}
 	if r[roleCompactor] {
-		if err := p.addCompactor(); err != nil {
+		if err := p.addCompactor(clusterHeads{p.member}); err != nil {
 			return err
 		}
 	}
