@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -234,12 +235,19 @@ type exportResult struct {
 // writeExport writes the series of ss after p.after, up to p.limit, with
 // enc, and returns what it wrote and the error that stopped it: the series
 // set's, an iterator's, or the writer's.
-func writeExport(w io.Writer, ss storage.SeriesSet, enc exportEncoder, p exportRequest) (exportResult, error) {
-	var res exportResult
-	if err := enc.begin(w, p.after.IsEmpty()); err != nil {
+func writeExport(w io.Writer, ss storage.SeriesSet, enc exportEncoder, p exportRequest) (res exportResult, err error) {
+	if err = enc.begin(w, p.after.IsEmpty()); err != nil {
 		return res, err
 	}
-	var it chunkenc.Iterator
+	var (
+		it   chunkenc.Iterator
+		last labels.Labels
+	)
+	defer func() {
+		if res.series > 0 {
+			res.last = last.String()
+		}
+	}()
 	for ss.Next() {
 		s := ss.At()
 		if !p.after.IsEmpty() && labels.Compare(s.Labels(), p.after) <= 0 {
@@ -249,14 +257,13 @@ func writeExport(w io.Writer, ss storage.SeriesSet, enc exportEncoder, p exportR
 			res.more = true
 			return res, nil
 		}
-		var err error
 		if it, err = enc.series(w, s, it, &res.skipped); err != nil {
 			return res, err
 		}
 		res.series++
-		res.last = s.Labels().String()
+		last = s.Labels()
 	}
-	if err := ss.Err(); err != nil {
+	if err = ss.Err(); err != nil {
 		return res, err
 	}
 	return res, enc.end(w)
@@ -286,7 +293,7 @@ func (e *jsonlEncoder) series(w io.Writer, s storage.Series, it chunkenc.Iterato
 		_, err = w.Write(e.buf)
 		return err
 	}
-	e.line.metric = s.Labels().Map()
+	e.line.metric = s.Labels()
 	it = s.Iterator(it)
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 		e.line.add(it, vt)
@@ -304,7 +311,7 @@ func (e *jsonlEncoder) series(w io.Writer, s storage.Series, it chunkenc.Iterato
 
 // exportLine is one line of an export: samples of one series.
 type exportLine struct {
-	metric     map[string]string
+	metric     labels.Labels
 	values     []float64
 	timestamps []int64
 	histograms []exportHistogram
@@ -344,11 +351,17 @@ func (l *exportLine) add(it chunkenc.Iterator, vt chunkenc.ValueType) {
 
 // appendJSON appends the line, with its newline.
 func (l *exportLine) appendJSON(b []byte) ([]byte, error) {
-	m, err := json.Marshal(l.metric)
-	if err != nil {
-		return b, err
-	}
-	b = append(append(b, `{"metric":`...), m...)
+	b = append(b, `{"metric":{`...)
+	k := 0
+	l.metric.Range(func(lb labels.Label) {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		k++
+		b = append(appendJSONString(b, lb.Name), ':')
+		b = appendJSONString(b, lb.Value)
+	})
+	b = append(b, '}')
 	if len(l.values) > 0 {
 		b = append(b, `,"values":[`...)
 		for k, v := range l.values {
@@ -374,6 +387,55 @@ func (l *exportLine) appendJSON(b []byte) ([]byte, error) {
 		b = append(append(b, `,"histograms":`...), h...)
 	}
 	return append(b, "}\n"...), nil
+}
+
+// appendJSONString appends s as encoding/json encodes a string, HTML
+// escapes included, without allocating: a label set is written per series.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			if r == utf8.RuneError {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			}
+			start = i + size
+		}
+		i += size
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 // appendErrorLine appends the line that ends an export that failed.

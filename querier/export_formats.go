@@ -1,7 +1,6 @@
 package querier
 
 import (
-	"encoding/csv"
 	"io"
 	"math"
 	"net/http"
@@ -106,7 +105,7 @@ func (*openMetricsEncoder) end(w io.Writer) error {
 }
 
 func (e *openMetricsEncoder) series(w io.Writer, s storage.Series, it chunkenc.Iterator, skipped *int) (chunkenc.Iterator, error) {
-	if strings.IndexByte(s.Labels().String(), 0) >= 0 {
+	if hasNUL(s.Labels()) {
 		// OpenMetrics has no escape for a NUL byte (parsers stop at it):
 		// the series is left out and its samples counted as skipped.
 		return floatSamples(s, it, skipped, func(int64, float64) error {
@@ -124,6 +123,14 @@ func (e *openMetricsEncoder) series(w io.Writer, s storage.Series, it chunkenc.I
 		_, err := w.Write(b)
 		return err
 	})
+}
+
+func hasNUL(ls labels.Labels) bool {
+	found := false
+	ls.Range(func(l labels.Label) {
+		found = found || strings.IndexByte(l.Name, 0) >= 0 || strings.IndexByte(l.Value, 0) >= 0
+	})
+	return found
 }
 
 // appendOMSeries appends name{labels} and a space. Names outside the
@@ -196,14 +203,16 @@ func appendOMFloat(b []byte, v float64) []byte {
 // most timestamps written with three decimals lands just below the
 // millisecond; a nudge of a microsecond keeps every one exact.
 func appendOMTimestamp(b []byte, ms int64) []byte {
-	start, abs := len(b), uint64(ms)
+	abs := uint64(ms)
 	if ms < 0 {
 		b, abs = append(b, '-'), uint64(-ms)
 	}
 	frac := abs % 1000
 	b = strconv.AppendUint(b, abs/1000, 10)
 	b = append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
-	if f, err := strconv.ParseFloat(string(b[start:]), 64); err == nil && int64(f*1000) == ms {
+	// The decimal just written parses to float64(ms)/1000: IEEE division
+	// of an exact integer rounds to the nearest double, as parsing does.
+	if int64(float64(ms)/1000*1000) == ms {
 		return b
 	}
 	return append(b, "001"...)
@@ -211,43 +220,58 @@ func appendOMTimestamp(b []byte, ms int64) []byte {
 
 // csvEncoder writes one sample a row: timestamp (RFC 3339, milliseconds),
 // value, then a column for each label name (empty where a series lacks
-// the label). Names of labels not among the columns are left out.
+// the label), quoted as RFC 4180 says. Names of labels not among the
+// columns are left out.
 type csvEncoder struct {
 	columns []string
-	w       *csv.Writer
-	row     []string
+	suffix  []byte // the label columns of the current series, with the newline
+	buf     []byte
 }
 
 func (*csvEncoder) contentType() string      { return "text/csv; charset=utf-8" }
 func (*csvEncoder) failure(io.Writer, error) {}
+func (*csvEncoder) end(io.Writer) error      { return nil }
 
 func (e *csvEncoder) begin(w io.Writer, first bool) error {
-	e.w = csv.NewWriter(w)
 	if !first {
 		return nil
 	}
-	return e.w.Write(append([]string{"timestamp", "value"}, e.columns...))
-}
-
-func (e *csvEncoder) end(io.Writer) error {
-	e.w.Flush()
-	return e.w.Error()
-}
-
-func (e *csvEncoder) series(_ io.Writer, s storage.Series, it chunkenc.Iterator, skipped *int) (chunkenc.Iterator, error) {
-	ls := s.Labels()
-	e.row = append(e.row[:0], "", "")
+	b := []byte("timestamp,value")
 	for _, c := range e.columns {
-		e.row = append(e.row, ls.Get(c))
+		b = appendCSVField(append(b, ','), c)
 	}
-	it, err := floatSamples(s, it, skipped, func(t int64, v float64) error {
-		e.row[0] = time.UnixMilli(t).UTC().Format("2006-01-02T15:04:05.000Z07:00")
-		e.row[1] = string(appendOMFloat(nil, v))
-		return e.w.Write(e.row)
+	_, err := w.Write(append(b, '\n'))
+	return err
+}
+
+func (e *csvEncoder) series(w io.Writer, s storage.Series, it chunkenc.Iterator, skipped *int) (chunkenc.Iterator, error) {
+	ls := s.Labels()
+	e.suffix = e.suffix[:0]
+	for _, c := range e.columns {
+		e.suffix = appendCSVField(append(e.suffix, ','), ls.Get(c))
+	}
+	e.suffix = append(e.suffix, '\n')
+	return floatSamples(s, it, skipped, func(t int64, v float64) error {
+		b := time.UnixMilli(t).UTC().AppendFormat(e.buf[:0], "2006-01-02T15:04:05.000Z07:00")
+		b = append(appendOMFloat(append(b, ','), v), e.suffix...)
+		e.buf = b
+		_, err := w.Write(b)
+		return err
 	})
-	if err != nil {
-		return it, err
+}
+
+// appendCSVField appends f, quoted when RFC 4180 requires it (and, as
+// encoding/csv does, when it starts with a space or is \.).
+func appendCSVField(b []byte, f string) []byte {
+	if f != `\.` && !strings.ContainsAny(f, ",\"\r\n") && (f == "" || f[0] != ' ' && f[0] != '\t') {
+		return append(b, f...)
 	}
-	e.w.Flush() // a series at a time: the caller's buffer bounds memory
-	return it, e.w.Error()
+	b = append(b, '"')
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, f[i])
+	}
+	return append(b, '"')
 }
