@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,9 +13,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/fluxpulse/fluxpulse/bucket"
+	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
 	"github.com/fluxpulse/fluxpulse/deletion"
-	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -32,16 +30,7 @@ type deletionEnv struct {
 func newDeletionEnv(t *testing.T) *deletionEnv {
 	t.Helper()
 	e := newQueryEnv(t)
-	dir := t.TempDir()
-	raw, err := bucket.NewFilesystem(filepath.Join(dir, "bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, _, err := encryption.New(encryption.Config{KeyFile: filepath.Join(dir, "keys.json"), KeyCacheTTL: time.Minute}, raw, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &deletionEnv{queryEnv: e, store: deletion.NewStore(enc)}
+	d := &deletionEnv{queryEnv: e, store: deletion.NewStore(blockstoretest.NewBuckets(t).Enc)}
 	d.cache = deletion.NewCache(d.store, time.Hour)
 	e.q.queryable.HideDeleted(d.cache)
 	return d

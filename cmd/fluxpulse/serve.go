@@ -21,6 +21,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
 )
@@ -83,7 +84,8 @@ type process struct {
 	member     *clusterMember // nil in -target=all
 	grpcServer *grpcServer    // an ingester's, when roles run apart
 	deletions  *deletions
-	compactor  *compactor.Compactor // nil without the compactor role
+	compactor  *compactor.Compactor   // nil without the compactor role
+	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -125,6 +127,7 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 		return nil, errors.Join(err, p.close())
 	}
 	if watcher != nil {
+		p.runtime = watcher
 		p.addLoop(watcher.Run)
 	}
 	if p.storage, err = openServerStorage(cfg, logger, reg); err != nil {
