@@ -22,6 +22,7 @@ type options struct {
 	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
 	distributors int
 	queriers     int
+	compactors   int
 	args         []string // for every process
 }
 
@@ -49,6 +50,7 @@ type cluster struct {
 	ingesters    []*node
 	distributors []*node
 	queriers     []*node
+	compactors   []*node
 }
 
 func startCluster(t *testing.T, o options) *cluster {
@@ -71,6 +73,9 @@ func startCluster(t *testing.T, o options) *cluster {
 	for k := range o.queriers {
 		c.queriers = append(c.queriers, newNode("querier", k))
 	}
+	for k := range o.compactors {
+		c.compactors = append(c.compactors, newNode("compactor", k))
+	}
 	var seeds []string
 	for _, n := range c.ingesters {
 		seeds = append(seeds, n.gossip)
@@ -83,7 +88,7 @@ func startCluster(t *testing.T, o options) *cluster {
 	if len(o.zones) > 0 {
 		common = append(common, "-ingester.ring.zone-awareness-enabled")
 	}
-	all := append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...)
+	all := append(append(append(append([]*node{}, c.ingesters...), c.distributors...), c.queriers...), c.compactors...)
 	for k, n := range all {
 		n.args = append([]string{"-target=" + n.role, "-data.dir=" + n.dir, "-server.http-listen-address=" + n.http,
 			"-server.internal-listen-address=" + n.internal, "-server.grpc-listen-address=" + n.grpc,

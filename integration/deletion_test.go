@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -18,12 +19,15 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
+	"github.com/fluxpulse/fluxpulse/rpc"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/testbin"
 )
 
@@ -365,4 +369,80 @@ func scanTSDB(t *testing.T, dir string, d delData) int {
 		t.Fatal("the ingester's TSDB holds no sample of fp_del at all")
 	}
 	return n
+}
+
+// TestClusterSeriesDeletion is #14 with roles apart (3 ingesters, RF 3, a
+// distributor, 2 queriers, a compactor): a request made on one querier
+// hides the series at once there and within -purger.reload-period on the
+// other; the compactor tells every ingester over gRPC, and once the request
+// is processed each ingester's head, read through its own gRPC service,
+// holds no deleted sample, and every other sample is there.
+func TestClusterSeriesDeletion(t *testing.T) {
+	c := startCluster(t, options{ingesters: 3, distributors: 1, queriers: 2, compactors: 1, args: []string{
+		"-distributor.ingestion-rate-limit=0", "-purger.delete-request-cancel-period=0s", "-purger.reload-period=1s",
+		"-compactor.compaction-interval=500ms"}})
+	d := newDelData()
+	d.push(t, c.distributors[0].url(), "main")
+	q0, q1 := c.queriers[0].url(), c.queriers[1].url()
+	before, _, _ := exportBy(t, q0, "main", "fp_del", "host")
+	if n := len(before["h00"]); n != 85 {
+		t.Fatalf("h00 has %d samples, want 85", n)
+	}
+	id := deleteSeries(t, q0, "main", url.Values{"match[]": {`fp_del{host=~"h0[0-4]"}`}, "start": {ts(d.rangeStart())}, "end": {ts(d.rangeEnd())}})
+	deleteSeries(t, q0, "main", url.Values{"match[]": {`{host="h19"}`}})
+	want := d.without(before)
+	got, _, _ := exportBy(t, q0, "main", "fp_del", "host")
+	sameSeries(t, "the querier that took the requests", got, want)
+	testbin.Eventually(t, 30*time.Second, func() error {
+		if got, _, _ := exportBy(t, q1, "main", "fp_del", "host"); !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("the other querier still shows %d samples of h19", len(got["h19"]))
+		}
+		return nil
+	})
+	testbin.Eventually(t, 2*time.Minute, func() error {
+		if s := deletionStates(t, q1, "main"); s[id] != "processed" {
+			return fmt.Errorf("requests %v", s)
+		}
+		return nil
+	})
+	cred, err := rpc.LoadCredential(filepath.Join(c.shared, "cluster-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each replica may lack samples the others have (a write stored on a
+	// quorum), so no head may hold a deleted sample and together they
+	// hold every other one.
+	ctx := tenantauth.With(t.Context(), "test", "main")
+	union := map[string]map[[2]float64]bool{}
+	for _, ing := range c.ingesters {
+		cl, err := rpc.DialIngester(ing.grpc, cred, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss := storage.NewSeriesSetFromChunkSeriesSet(cl.Select(ctx, math.MinInt64, math.MaxInt64, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "fp_del")))
+		for ss.Next() {
+			host := ss.At().Labels().Get("host")
+			for it := ss.At().Iterator(nil); it.Next() != chunkenc.ValNone; {
+				ts, v := it.At()
+				if d.deleted(host, ts) {
+					t.Fatalf("the head of %s holds %s at %s", ing.name, host, time.UnixMilli(ts).Format(time.TimeOnly))
+				}
+				if union[host] == nil {
+					union[host] = map[[2]float64]bool{}
+				}
+				union[host][[2]float64{float64(ts), v}] = true
+			}
+		}
+		if err := errors.Join(ss.Err(), cl.Close()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for host, samples := range want {
+		if len(union[host]) != len(samples) {
+			t.Errorf("the heads hold %d samples of %s, want %d", len(union[host]), host, len(samples))
+		}
+	}
+	if len(union) != len(want) {
+		t.Errorf("the heads hold %d series, want %d", len(union), len(want))
+	}
 }
