@@ -210,6 +210,14 @@ func TestSeriesDeletionInS3(t *testing.T) {
 	if err := fp.proc.Stop(time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	// Every request, cancellation and completion is in the audit log.
+	shown := fp.cli(t, "audit", "show", "-tenant", "main")
+	for _, want := range []string{`"action":"deletion.request","target":"POST /prometheus/api/v1/admin/tsdb/delete_series"`,
+		`"action":"deletion.cancel"`, `"action":"deletion.processed","target":"` + ids[0], `"action":"deletion.processed","target":"` + ids[1]} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("the audit log lacks %s", want)
+		}
+	}
 	scanned := scanBucket(t, s3.Config("test-1"), filepath.Join(fp.dir, encryption.DefaultKeyFileName), d)
 	heads := scanTSDB(t, filepath.Join(fp.dir, "tsdb", "main"), d)
 	t.Logf("scanned %d blocks of the bucket and %d samples of the ingester's TSDB: no deleted sample", scanned, heads)
