@@ -94,10 +94,9 @@ func (c *Compactor) processDeletions(ctx context.Context, tenant string, live, m
 	if len(due) == 0 {
 		return live, nil
 	}
-	for k := range due {
-		if err := c.applyToHeads(ctx, tenant, &due[k]); err != nil {
-			return nil, err
-		}
+	due = c.applyToHeads(ctx, tenant, due)
+	if len(due) == 0 {
+		return live, nil
 	}
 	held := make([]bool, len(due)) // whether a block holds samples of due[k]
 	for _, m := range marked {
@@ -133,8 +132,25 @@ func (c *Compactor) processDeletions(ctx context.Context, tenant string, live, m
 	return out, nil
 }
 
-// applyToHeads tells the ingesters of a due request once.
-func (c *Compactor) applyToHeads(ctx context.Context, tenant string, r *deletion.Request) error {
+// applyToHeads tells the ingesters of each due request once, and returns
+// the requests the pass goes on with. One the ingesters could not be told
+// of (one is down, say) waits for the next pass; the tenant's compaction
+// goes on meanwhile.
+func (c *Compactor) applyToHeads(ctx context.Context, tenant string, due []deletion.Request) []deletion.Request {
+	out := due[:0]
+	for k := range due {
+		if err := c.applyOnce(ctx, tenant, &due[k]); err != nil {
+			c.failures.Inc()
+			c.logger.Warn("deletion request not carried out yet", "tenant", tenant, "request", due[k].ID, "err", err)
+			continue
+		}
+		out = append(out, due[k])
+	}
+	return out
+}
+
+// applyOnce tells the ingesters of a due request, unless they were told.
+func (c *Compactor) applyOnce(ctx context.Context, tenant string, r *deletion.Request) error {
 	if !r.HeadsAppliedAt.IsZero() {
 		return nil
 	}

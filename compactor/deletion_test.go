@@ -164,3 +164,51 @@ func compactorDeletions(store *deletion.Store, told, processed *[]string) compac
 		Processed: func(r deletion.Request) { *processed = append(*processed, r.ID) },
 	}
 }
+
+// TestDeletionWaitsForHeads: while the ingesters cannot be told of a due
+// request (one is down), it stays pending and untouched, and the tenant's
+// compaction goes on; once they can, it is carried out (#14).
+func TestDeletionWaitsForHeads(t *testing.T) {
+	b := blockstoretest.NewBuckets(t)
+	end := time.Now().Truncate(8 * time.Minute)
+	blockstoretest.ShipSpec(t, b.Enc, blockstoretest.Spec{Tenant: "t", Series: 4, Minutes: 8, End: end})
+	store := deletion.NewStore(b.Enc)
+	var lim limits.Limits
+	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
+	r, err := deletion.NewRequest(deletion.Params{Tenant: "t", Selectors: []string{`{s="s001"}`}}, lim, end, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Add(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newCompactor(t, b, nil)
+	c.SetClock(func() time.Time { return end.Add(time.Minute) })
+	down := true
+	if err := c.CarryOutDeletions(compactor.Deletions{Store: store, Heads: compactor.HeadsFunc(func(context.Context, string, deletion.Request) error {
+		if down {
+			return fmt.Errorf("ingester-2 is unhealthy")
+		}
+		return nil
+	})}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := blocks(t, b.Enc, "t")
+	if _, err := c.CompactTenant(t.Context(), "t"); err != nil {
+		t.Fatalf("a pass with an ingester down: %v", err)
+	}
+	after, _ := blocks(t, b.Enc, "t")
+	if got := list(t, store)[r.ID]; got.State != deletion.StatePending || !got.HeadsAppliedAt.IsZero() || got.BlocksRewritten != 0 || after >= before {
+		t.Fatalf("with an ingester down: %+v, blocks %d → %d", got, before, after)
+	}
+	down = false
+	for pass := 0; list(t, store)[r.ID].State != deletion.StateProcessed; pass++ {
+		if pass == 5 {
+			t.Fatalf("not processed after 5 passes: %+v", list(t, store)[r.ID])
+		}
+		c.SetClock(func() time.Time { return end.Add(time.Duration(pass+2) * time.Minute) })
+		if _, err := c.CompactTenant(t.Context(), "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
