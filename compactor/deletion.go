@@ -125,7 +125,12 @@ func (c *Compactor) processDeletions(ctx context.Context, tenant string, live, m
 		out = append(out, metas...)
 	}
 	for k := range due {
-		if err := c.finish(ctx, tenant, due[k], held[k], rewritten[k], passStart); err != nil {
+		// Done when no block held its samples, and its heads were done
+		// before the pass began: a block cut from a head before the
+		// ingester tombstoned it may have been uploaded during the pass
+		// that told the ingester.
+		done := !held[k] && due[k].HeadsAppliedAt.Before(passStart)
+		if err := c.finish(ctx, tenant, due[k], done, rewritten[k]); err != nil {
 			return nil, err
 		}
 	}
@@ -170,12 +175,9 @@ func (c *Compactor) applyOnce(ctx context.Context, tenant string, r *deletion.Re
 	return err
 }
 
-// finish records what the pass did for a request, and marks it processed
-// when no block held its samples and its heads were done before the pass
-// began: a block cut from a head before the ingester tombstoned it may
-// have been uploaded during the pass that told the ingester.
-func (c *Compactor) finish(ctx context.Context, tenant string, r deletion.Request, held bool, rewritten int, passStart time.Time) error {
-	done := !held && r.HeadsAppliedAt.Before(passStart)
+// finish records what the pass did for a request: the blocks it
+// rewrote, and whether it is done (processed).
+func (c *Compactor) finish(ctx context.Context, tenant string, r deletion.Request, done bool, rewritten int) error {
 	if !done && rewritten == 0 {
 		return nil
 	}

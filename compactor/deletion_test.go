@@ -34,20 +34,8 @@ func TestDeletionRewritesBlocks(t *testing.T) {
 	before := map[string]samples{"t": scan(t, b, "t"), "u": scan(t, b, "u")}
 
 	store := deletion.NewStore(b.Enc)
-	var lim limits.Limits
-	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
 	from, to := end.Add(-12*time.Minute), end.Add(-5*time.Minute)
-	mk := func(sel string, start, stop time.Time, cancel time.Duration) deletion.Request {
-		t.Helper()
-		r, err := deletion.NewRequest(deletion.Params{Tenant: "t", Selectors: []string{sel}, Start: rfc(start), End: rfc(stop)}, lim, end, cancel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Add(t.Context(), r, 0); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	mk := requests{t, store, end}.add
 	due := mk(`m{s=~"s00[1-4]"}`, from, to, 0)
 	whole := mk(`{s="s010"}`, end.Add(-time.Hour), end, 0)
 	cancelled := mk(`{s="s005"}`, end.Add(-time.Hour), end, time.Minute)
@@ -151,7 +139,27 @@ func list(t *testing.T, store *deletion.Store) map[string]deletion.Request {
 	return out
 }
 
-func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// requests store requests of tenant t made at now.
+type requests struct {
+	t     *testing.T
+	store *deletion.Store
+	now   time.Time
+}
+
+func (q requests) add(sel string, start, end time.Time, cancel time.Duration) deletion.Request {
+	q.t.Helper()
+	var lim limits.Limits
+	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	r, err := deletion.NewRequest(deletion.Params{Tenant: "t", Selectors: []string{sel}, Start: rfc(start), End: rfc(end)}, lim, q.now, cancel)
+	if err != nil {
+		q.t.Fatal(err)
+	}
+	if err := q.store.Add(q.t.Context(), r, 0); err != nil {
+		q.t.Fatal(err)
+	}
+	return r
+}
 
 // compactorDeletions carries out the requests of store, recording which
 // requests the heads were told of and which were processed.
@@ -173,15 +181,7 @@ func TestDeletionWaitsForHeads(t *testing.T) {
 	end := time.Now().Truncate(8 * time.Minute)
 	blockstoretest.ShipSpec(t, b.Enc, blockstoretest.Spec{Tenant: "t", Series: 4, Minutes: 8, End: end})
 	store := deletion.NewStore(b.Enc)
-	var lim limits.Limits
-	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
-	r, err := deletion.NewRequest(deletion.Params{Tenant: "t", Selectors: []string{`{s="s001"}`}}, lim, end, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Add(t.Context(), r, 0); err != nil {
-		t.Fatal(err)
-	}
+	r := requests{t, store, end}.add(`{s="s001"}`, time.Unix(0, 0), end, 0)
 	c := newCompactor(t, b, nil)
 	c.SetClock(func() time.Time { return end.Add(time.Minute) })
 	down := true

@@ -47,7 +47,7 @@ func FuzzNewRequest(f *testing.F) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		if err := back.parse(); err != nil || back.Start != r.Start || back.End != r.End || len(back.Matchers()) != 1 {
+		if err := back.Parse(); err != nil || back.Start != r.Start || back.End != r.End || len(back.Matchers()) != 1 {
 			t.Fatalf("stored form of %q does not read back: %v", sel, err)
 		}
 	})

@@ -34,7 +34,7 @@ func NewRequest(p Params, lim limits.Limits, now time.Time, cancelPeriod time.Du
 	if err := queryguard.Check(p.Tenant, lim, "match[]", p.Selectors...); err != nil {
 		return r, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := r.parse(); err != nil {
+	if err := r.Parse(); err != nil {
 		return r, invalid(`invalid parameter "match[]": %v`, err)
 	}
 	var err error

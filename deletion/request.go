@@ -87,8 +87,9 @@ func (r *Request) Due(now time.Time) bool {
 // Hides reports whether reads must hide what the request matches.
 func (r *Request) Hides() bool { return r.State == StatePending || r.State == StateProcessed }
 
-// parse fills the parsed matchers from Selectors.
-func (r *Request) parse() error {
+// Parse parses Selectors. A request from NewRequest or the Store is
+// parsed already; one built by hand (received over the network) is not.
+func (r *Request) Parse() error {
 	p := parser.NewParser(parser.Options{})
 	r.matchers = make([][]*labels.Matcher, 0, len(r.Selectors))
 	for _, s := range r.Selectors {

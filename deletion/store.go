@@ -194,7 +194,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (Request, error) {
 	if r.ID != id || r.Tenant != tenant {
 		return r, fmt.Errorf("deletion request object %s holds request %s of tenant %q", objectName(tenant, id), r.ID, r.Tenant)
 	}
-	return r, r.parse()
+	return r, r.Parse()
 }
 
 // Update reads the request, lets fn change it and writes it back; fn's

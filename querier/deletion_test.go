@@ -50,6 +50,21 @@ func (d *deletionEnv) request(t *testing.T, sel string, start, end time.Time) {
 	d.cache.Put(r)
 }
 
+// pushExemplars stores ex{s="0"} and ex{s="1"}, each a sample and an
+// exemplar.
+func (d *deletionEnv) pushExemplars(t *testing.T) {
+	t.Helper()
+	ex := &remotewrite.Request{}
+	for _, v := range []string{"0", "1"} {
+		ex.Series = append(ex.Series, remotewrite.Series{Labels: []labels.Label{{Name: "__name__", Value: "ex"}, {Name: "s", Value: v}},
+			Samples:   []remotewrite.Sample{{Timestamp: d.now.UnixMilli(), Value: 1}},
+			Exemplars: []remotewrite.Exemplar{{Labels: []labels.Label{{Name: "trace_id", Value: "t" + v}}, Value: 1, Timestamp: d.now.UnixMilli()}}})
+	}
+	if res, err := d.ing.Push(t.Context(), "t", ex); err != nil || res.Rejected() {
+		t.Fatalf("push exemplars: %v %s", err, res.Message(2))
+	}
+}
+
 func ts(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
 
 // data decodes a successful API answer's data.
@@ -74,15 +89,7 @@ func (d *deletionEnv) data(t *testing.T, path string, params url.Values) any {
 func TestReadsHideDeletedSeries(t *testing.T) {
 	d := newDeletionEnv(t)
 	d.push(t, "secret", 1, []float64{1, 2, 3}) // series secret{s="0"}, its own label name below
-	ex := &remotewrite.Request{}
-	for _, v := range []string{"0", "1"} {
-		ex.Series = append(ex.Series, remotewrite.Series{Labels: []labels.Label{{Name: "__name__", Value: "ex"}, {Name: "s", Value: v}},
-			Samples:   []remotewrite.Sample{{Timestamp: d.now.UnixMilli(), Value: 1}},
-			Exemplars: []remotewrite.Exemplar{{Labels: []labels.Label{{Name: "trace_id", Value: "t" + v}}, Value: 1, Timestamp: d.now.UnixMilli()}}})
-	}
-	if res, err := d.ing.Push(t.Context(), "t", ex); err != nil || res.Rejected() {
-		t.Fatalf("push exemplars: %v %s", err, res.Message(2))
-	}
+	d.pushExemplars(t)
 	rng := url.Values{"start": {ts(d.now.Add(-10 * time.Minute))}, "end": {ts(d.now)}}
 	before := d.data(t, "/api/v1/query_range", with(rng, "query", `m{s=~"0|3"}`, "step", "1"))
 

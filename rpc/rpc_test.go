@@ -233,15 +233,27 @@ func TestPushAndRead(t *testing.T) {
 	if vals, err := c.LabelValues(b, "job", math.MinInt64, math.MaxInt64, 0); err != nil || len(vals) != 0 {
 		t.Fatalf("team-b sees label values %v (%v)", vals, err)
 	}
-	// #14: a due deletion request tombstones the ingester's data.
+	checkApplyDeletion(t, a, c)
+	if err := c.DeleteTenant(a); err != nil {
+		t.Fatal(err)
+	}
+	if vals, err := c.LabelValues(a, "job", math.MinInt64, math.MaxInt64, 0); err != nil || len(vals) != 0 {
+		t.Fatalf("after deletion: %v %v", vals, err)
+	}
+}
+
+// checkApplyDeletion: a due deletion request tombstones the ingester's
+// data (#14).
+func checkApplyDeletion(t *testing.T, ctx context.Context, c *IngesterClient) {
+	t.Helper()
 	del := deletion.Request{ID: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Selectors: []string{`up{job="db"}`}, Start: math.MinInt64 / 2, End: math.MaxInt64 / 2}
-	if err := c.ApplyDeletion(a, del); err != nil {
+	if err := c.ApplyDeletion(ctx, del); err != nil {
 		t.Fatal(err)
 	}
 	// The head lists a series whose samples are all deleted, without
 	// chunks; the service leaves it out (a series without chunks made
 	// Prometheus's chunk-to-sample conversion return nil, and panic).
-	ss := storage.NewSeriesSetFromChunkSeriesSet(c.Select(a, math.MinInt64, math.MaxInt64, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	ss := storage.NewSeriesSetFromChunkSeriesSet(c.Select(ctx, math.MinInt64, math.MaxInt64, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 	left := map[string]int{}
 	for ss.Next() {
 		for it := ss.At().Iterator(nil); it.Next() != chunkenc.ValNone; {
@@ -253,13 +265,7 @@ func TestPushAndRead(t *testing.T) {
 	}
 	bad := del
 	bad.Selectors = []string{"up{"}
-	if err := c.ApplyDeletion(a, bad); !errors.Is(err, remotewrite.ErrInvalid) {
+	if err := c.ApplyDeletion(ctx, bad); !errors.Is(err, remotewrite.ErrInvalid) {
 		t.Fatalf("a deletion request that does not parse: %v", err)
-	}
-	if err := c.DeleteTenant(a); err != nil {
-		t.Fatal(err)
-	}
-	if vals, err := c.LabelValues(a, "job", math.MinInt64, math.MaxInt64, 0); err != nil || len(vals) != 0 {
-		t.Fatalf("after deletion: %v %v", vals, err)
 	}
 }

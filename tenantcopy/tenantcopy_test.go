@@ -29,39 +29,7 @@ import (
 func TestCopy(t *testing.T) {
 	dir := t.TempDir()
 	enc := blockstoretest.NewBuckets(t).Enc
-	var lim limits.Limits
-	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
-	f := &runtimeconfig.File{Tenants: map[string]*runtimeconfig.Tenant{}}
-	var secrets []string
-	for _, spec := range []runtimeconfig.TokenSpec{
-		{Tenant: "acme", Scopes: []tenantauth.Scope{tenantauth.ScopeWrite, tenantauth.ScopeRead}, Description: "prometheus eu-1"},
-		{Tenant: "acme", Scopes: []tenantauth.Scope{tenantauth.ScopeRead}, Tenants: []string{"globex"}, TTL: time.Hour},
-		{Tenant: "globex", Scopes: []tenantauth.Scope{tenantauth.ScopeAdmin}},
-	} {
-		if _, ok := f.Tenants[spec.Tenant]; !ok {
-			if err := f.AddTenant(spec.Tenant); err != nil {
-				t.Fatal(err)
-			}
-		}
-		tok, entry, err := f.AddToken(spec, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets = append(secrets, tok, entry.Hash, strings.TrimPrefix(entry.Hash, "sha256:"))
-	}
-	var own yaml.Node
-	if err := yaml.Unmarshal([]byte("max_series: 1234\n"), &own); err != nil {
-		t.Fatal(err)
-	}
-	f.Tenants["acme"].Limits = *own.Content[0]
-	b, err := f.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := runtimeconfig.Parse(b, lim)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, lim, secrets := testRuntime(t)
 	store := deletion.NewStore(enc)
 	req, err := deletion.NewRequest(deletion.Params{Tenant: "acme", Actor: "tok", Selectors: []string{`{host="leaky"}`}}, lim, time.Now(), time.Hour)
 	if err != nil {
@@ -78,27 +46,7 @@ func TestCopy(t *testing.T) {
 	}
 	secrets = append(secrets, "hunter2-secret", "XXXsecret", "pass-secret", "globex")
 
-	kf, err := encryption.LoadOrCreate(filepath.Join(dir, "audit-keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := kf.Derive(audit.KeyPurpose)
-	auditFile := filepath.Join(dir, "audit.log")
-	l, err := audit.OpenWithOptions(auditFile, audit.Options{Keys: keys}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []audit.Entry{
-		{Actor: "tok", Tenant: "acme", Action: deletion.ActionRequest, Target: req.ID, Outcome: "success", Details: map[string]any{"selectors": req.Selectors}},
-		{Actor: "tok", Tenant: "globex", Action: "query", Target: "up", Outcome: "success"},
-		{Actor: "tok", Tenant: "acme|globex", Action: "query", Target: `up{__tenant_id__="globex"}`, Outcome: "success"},
-	} {
-		l.Log(e)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+	keys, auditFile := testAudit(t, dir, req.ID, req.Selectors)
 	src := Sources{Runtime: rt, Limits: limits.NewOverrides(rt.Defaults).Limits, Bucket: enc, Deletions: store.List,
 		Rules: func(context.Context, string) ([]RuleGroup, error) {
 			return []RuleGroup{{Namespace: "ns", Name: "g1", YAML: "name: g1\nrules: []\n"}}, nil
@@ -146,4 +94,72 @@ func TestCopy(t *testing.T) {
 			t.Errorf("the copy holds %q", s)
 		}
 	}
+}
+
+// testRuntime is a runtime file with tenants acme (its own limits, two
+// tokens, one of which may also read globex) and globex, and the secrets
+// the tokens and their hashes are.
+func testRuntime(t *testing.T) (*runtimeconfig.Config, limits.Limits, []string) {
+	t.Helper()
+	var lim limits.Limits
+	lim.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))
+	f := &runtimeconfig.File{Tenants: map[string]*runtimeconfig.Tenant{}}
+	var secrets []string
+	for _, spec := range []runtimeconfig.TokenSpec{
+		{Tenant: "acme", Scopes: []tenantauth.Scope{tenantauth.ScopeWrite, tenantauth.ScopeRead}, Description: "prometheus eu-1"},
+		{Tenant: "acme", Scopes: []tenantauth.Scope{tenantauth.ScopeRead}, Tenants: []string{"globex"}, TTL: time.Hour},
+		{Tenant: "globex", Scopes: []tenantauth.Scope{tenantauth.ScopeAdmin}},
+	} {
+		if _, ok := f.Tenants[spec.Tenant]; !ok {
+			if err := f.AddTenant(spec.Tenant); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok, entry, err := f.AddToken(spec, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, tok, entry.Hash, strings.TrimPrefix(entry.Hash, "sha256:"))
+	}
+	var own yaml.Node
+	if err := yaml.Unmarshal([]byte("max_series: 1234\n"), &own); err != nil {
+		t.Fatal(err)
+	}
+	f.Tenants["acme"].Limits = *own.Content[0]
+	b, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtimeconfig.Parse(b, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, lim, secrets
+}
+
+// testAudit writes a sealed audit log with an entry of acme, one of
+// globex and one of a read across both, and returns its keys and path.
+func testAudit(t *testing.T, dir, reqID string, selectors []string) (audit.Keys, string) {
+	t.Helper()
+	kf, err := encryption.LoadOrCreate(filepath.Join(dir, "audit-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := kf.Derive(audit.KeyPurpose)
+	auditFile := filepath.Join(dir, "audit.log")
+	l, err := audit.OpenWithOptions(auditFile, audit.Options{Keys: keys}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []audit.Entry{
+		{Actor: "tok", Tenant: "acme", Action: deletion.ActionRequest, Target: reqID, Outcome: "success", Details: map[string]any{"selectors": selectors}},
+		{Actor: "tok", Tenant: "globex", Action: "query", Target: "up", Outcome: "success"},
+		{Actor: "tok", Tenant: "acme|globex", Action: "query", Target: `up{__tenant_id__="globex"}`, Outcome: "success"},
+	} {
+		l.Log(e)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return keys, auditFile
 }
