@@ -453,4 +453,13 @@ func TestClusterSeriesDeletion(t *testing.T) {
 	if len(union) != len(want) {
 		t.Errorf("the heads hold %d series, want %d", len(union), len(want))
 	}
+	// Deleting the whole tenant reaches every ingester the same way.
+	req, _ := http.NewRequest(http.MethodDelete, q0+"/api/v1/admin/tenants/main", nil)
+	req.Header.Set("X-Scope-OrgID", "main")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete the tenant: %v %v", err, resp)
+	}
+	if got, _, _ := exportBy(t, q0, "main", "fp_del", "host"); len(got) != 0 {
+		t.Fatalf("after deleting the tenant: %d series", len(got))
+	}
 }
