@@ -51,8 +51,8 @@ func TestTenantCopy(t *testing.T) {
 	bearer := func(tok string) func(*http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 	}
-	testbin.Eventually(t, 10*time.Second, func() error {
-		if s, b := fp.do(t, request{"GET", "/prometheus/api/v1/labels", nil, ""}, bearer(fed), "acme|globex"); s != 200 {
+	testbin.Eventually(t, 10*time.Second, func() error { // the server has loaded the last token created
+		if s, b := fp.do(t, request{"POST", "/api/v1/push", pushBody(t, "loaded"), "application/x-protobuf"}, bearer(other), ""); s != 204 {
 			return fmt.Errorf("tokens not loaded yet: %d %s", s, b)
 		}
 		return nil
