@@ -183,7 +183,7 @@ func (s *Store) sync(ctx context.Context, t *tenantBlocks) error {
 		if _, ok := t.blocks[id]; ok || !lb.complete || lb.marked {
 			continue
 		}
-		b, err := s.load(ctx, t.id, id, lb.segments)
+		b, err := s.load(ctx, t.id, id, lb.segments, filepath.Join(s.cfg.Dir, t.id, id.String()))
 		if errors.Is(err, encryption.ErrTenantKeysDeleted) {
 			s.dropAll(t)
 			t.shredded = true
@@ -298,13 +298,12 @@ func ReadMeta(ctx context.Context, bkt bucket.Reader, tenant string, id ulid.ULI
 	return m, nil
 }
 
-// load downloads a block's index and opens it.
-func (s *Store) load(ctx context.Context, tenant string, id ulid.ULID, segNames []string) (*block, error) {
+// load downloads a block's index into dir and opens it.
+func (s *Store) load(ctx context.Context, tenant string, id ulid.ULID, segNames []string, dir string) (*block, error) {
 	meta, err := ReadMeta(ctx, s.bkt, tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.cfg.Dir, tenant, id.String())
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}

@@ -107,10 +107,15 @@ type Compactor struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	compactions *prometheus.CounterVec
-	deleted     prometheus.Counter
-	backlog     prometheus.Gauge
-	failures    prometheus.Counter
+	wake      chan struct{}
+	deletions *Deletions        // nil: deletion requests are not carried out
+	scan      *blockstore.Store // reads single blocks for deletions
+
+	compactions      *prometheus.CounterVec
+	deleted          prometheus.Counter
+	backlog          prometheus.Gauge
+	failures         prometheus.Counter
+	deletionRewrites prometheus.Counter
 }
 
 // New returns a Compactor.
@@ -122,7 +127,7 @@ func New(cfg Config, raw, bkt bucket.Bucket, keys *encryption.Keyring, lim *limi
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Compactor{cfg: cfg, raw: raw, bkt: bkt, keys: keys, limits: lim, logger: logger, now: time.Now,
+	return &Compactor{cfg: cfg, raw: raw, bkt: bkt, keys: keys, limits: lim, logger: logger, now: time.Now, wake: make(chan struct{}, 1),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{Name: "fluxpulse_compactor_compactions_total",
 			Help: "Compactions done, by kind: vertical (overlapping blocks) or level (adjacent blocks)."}, []string{"kind"}),
 		deleted: f.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_compactor_blocks_deleted_total",
@@ -131,6 +136,8 @@ func New(cfg Config, raw, bkt bucket.Bucket, keys *encryption.Keyring, lim *limi
 			Help: "Compactions planned but not done at the end of the last pass over all tenants."}),
 		failures: f.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_compactor_failures_total",
 			Help: "Tenant passes that ended with an error."}),
+		deletionRewrites: f.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_compactor_deletion_rewrites_total",
+			Help: "Blocks rewritten without the samples of deletion requests."}),
 	}, nil
 }
 
@@ -144,6 +151,7 @@ func (c *Compactor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-c.wake:
 		}
 	}
 }
@@ -190,6 +198,7 @@ const maxPerPass = 8
 // retention and runs up to maxPerPass compactions. It returns how many
 // planned compactions it left for later.
 func (c *Compactor) CompactTenant(ctx context.Context, tenant string) (int, error) {
+	passStart := c.now()
 	if shredded, err := c.removeShredded(ctx, tenant); err != nil || shredded {
 		return 0, err
 	}
@@ -198,19 +207,29 @@ func (c *Compactor) CompactTenant(ctx context.Context, tenant string) (int, erro
 		return 0, err
 	}
 	live := make([]tsdb.BlockMeta, 0, len(metas))
+	var waiting []tsdb.BlockMeta // marked, not deleted yet
 	for _, m := range metas {
 		if marked[m.ULID] {
-			if err := c.deleteIfDue(ctx, tenant, m.ULID); err != nil {
+			deleted, err := c.deleteIfDue(ctx, tenant, m.ULID)
+			if err != nil {
 				return 0, err
+			}
+			if !deleted {
+				waiting = append(waiting, m)
 			}
 			continue
 		}
 		live = append(live, m)
 	}
-	live, err = c.applyRetention(ctx, tenant, live)
+	live, expired, err := c.applyRetention(ctx, tenant, live)
 	if err != nil {
 		return 0, err
 	}
+	waiting = append(waiting, expired...)
+	if live, err = c.processDeletions(ctx, tenant, live, waiting, passStart); err != nil {
+		return 0, fmt.Errorf("deletion requests: %w", err)
+	}
+	slices.SortFunc(live, func(a, b tsdb.BlockMeta) int { return int(a.MinTime - b.MinTime) })
 	for done := 0; ; done++ {
 		group, kind := c.plan(live)
 		if group == nil {
@@ -250,26 +269,27 @@ func (c *Compactor) markForDeletion(ctx context.Context, tenant string, id ulid.
 
 // deleteIfDue deletes a marked block once its deletion delay has passed:
 // its mark last, so that an interrupted deletion is finished next time.
-func (c *Compactor) deleteIfDue(ctx context.Context, tenant string, id ulid.ULID) error {
+// It reports whether it deleted the block.
+func (c *Compactor) deleteIfDue(ctx context.Context, tenant string, id ulid.ULID) (bool, error) {
 	dir := blockstore.BlockDir(tenant, id)
 	r, err := c.bkt.Get(ctx, path.Join(dir, blockstore.DeletionMarkFile))
 	if err != nil {
-		return err
+		return false, err
 	}
 	var m deletionMark
 	err = json.NewDecoder(r).Decode(&m)
 	r.Close()
 	if err != nil {
-		return fmt.Errorf("decode deletion mark of %s: %w", id, err)
+		return false, fmt.Errorf("decode deletion mark of %s: %w", id, err)
 	}
 	if c.now().Sub(time.Unix(m.DeletionTime, 0)) < c.cfg.DeletionDelay {
-		return nil
+		return false, nil
 	}
 	if err := deleteBlock(ctx, c.raw, dir); err != nil {
-		return err
+		return false, err
 	}
 	c.deleted.Inc()
-	return nil
+	return true, nil
 }
 
 // deleteBlock deletes every object of a block directory, meta.json and the
@@ -297,24 +317,24 @@ func deleteBlock(ctx context.Context, bkt bucket.Bucket, dir string) error {
 }
 
 // applyRetention marks the blocks entirely older than the tenant's
-// retention and returns the others.
-func (c *Compactor) applyRetention(ctx context.Context, tenant string, metas []tsdb.BlockMeta) ([]tsdb.BlockMeta, error) {
+// retention and returns the others and the ones it marked.
+func (c *Compactor) applyRetention(ctx context.Context, tenant string, metas []tsdb.BlockMeta) (kept, expired []tsdb.BlockMeta, err error) {
 	ret := c.limits.Limits(tenant).CompactorBlocksRetentionPeriod
 	if ret <= 0 {
-		return metas, nil
+		return metas, nil, nil
 	}
 	cutoff := c.now().Add(-ret).UnixMilli()
-	kept := metas[:0]
 	for _, m := range metas {
 		if m.MaxTime <= cutoff {
 			if err := c.markForDeletion(ctx, tenant, m.ULID, "retention"); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			expired = append(expired, m)
 			continue
 		}
 		kept = append(kept, m)
 	}
-	return kept, nil
+	return kept, expired, nil
 }
 
 // scratch returns an empty work directory for one compaction.

@@ -87,11 +87,7 @@ func (c *Compactor) compact(ctx context.Context, tenant string, group []tsdb.Blo
 		}
 		dirs = append(dirs, dir)
 	}
-	ranges := make([]int64, len(c.cfg.Ranges))
-	for i, r := range c.cfg.Ranges {
-		ranges[i] = r.Milliseconds()
-	}
-	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, c.logger, ranges, chunkenc.NewPool(),
+	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, c.logger, c.rangesMs(), chunkenc.NewPool(),
 		tsdb.LeveledCompactorOptions{MergeFunc: mergeFunc, EnableOverlappingCompaction: true})
 	if err != nil {
 		return nil, err
@@ -227,6 +223,24 @@ func (c *Compactor) removeShredded(ctx context.Context, tenant string) (bool, er
 	}
 	c.logger.Info("removed the objects of a deleted tenant", "tenant", tenant, "objects", removed)
 	return true, nil
+}
+
+// rangesMs returns -compactor.block-ranges in milliseconds.
+func (c *Compactor) rangesMs() []int64 {
+	ranges := make([]int64, len(c.cfg.Ranges))
+	for i, r := range c.cfg.Ranges {
+		ranges[i] = r.Milliseconds()
+	}
+	return ranges
+}
+
+// writeMeta writes a local block's meta.json.
+func writeMeta(dir string, m *tsdb.BlockMeta) error {
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, blockstore.MetaFile), b, 0o640)
 }
 
 func readMeta(dir string) (*tsdb.BlockMeta, error) {

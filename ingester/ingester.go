@@ -215,7 +215,7 @@ func (i *Ingester) shipAll(ctx context.Context) {
 
 func (i *Ingester) shipTenant(ctx context.Context, tn *tenant) {
 	if i.bkt == nil {
-		if err := tn.db.Compact(ctx); err != nil {
+		if err := tn.cut(ctx); err != nil {
 			i.logger.Warn("cut blocks", "tenant", tn.id, "err", err)
 		}
 		return

@@ -75,22 +75,28 @@ func (s *shipper) markShipped(id ulid.ULID, existing []*tsdb.Block) error {
 	}
 	s.mu.Unlock()
 	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
-	b, err := json.Marshal(ids)
+	return writeJSON(s.path, ids)
+}
+
+// writeJSON writes v as JSON to path, through a temporary file renamed
+// over it, so that a crash leaves the old or the new content.
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := s.path + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o640); err != nil {
 		return err
 	}
-	return os.Rename(tmp, s.path)
+	return os.Rename(tmp, path)
 }
 
 // ship cuts the blocks the head is ready for and uploads every block not
 // shipped yet, meta.json last: a block without meta.json in the bucket is
 // incomplete and ignored by readers.
 func (t *tenant) ship(ctx context.Context, bkt bucket.Bucket) (int, error) {
-	if err := t.db.Compact(ctx); err != nil {
+	if err := t.cut(ctx); err != nil {
 		return 0, fmt.Errorf("cut blocks: %w", err)
 	}
 	n := 0
@@ -108,6 +114,15 @@ func (t *tenant) ship(ctx context.Context, bkt bucket.Bucket) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// cut applies the deletion requests again, then cuts the blocks the head
+// is ready for.
+func (t *tenant) cut(ctx context.Context) error {
+	if err := t.reapplyDeletions(ctx); err != nil {
+		return fmt.Errorf("apply deletion requests before cutting blocks: %w", err)
+	}
+	return t.db.Compact(ctx)
 }
 
 // uploadBlock uploads every file of a local block directory, meta.json last.
@@ -191,6 +206,9 @@ func (t *tenant) flushHead(blockRange time.Duration) error {
 	h := t.db.Head()
 	if h.NumSeries() == 0 {
 		return nil
+	}
+	if err := t.reapplyDeletions(context.Background()); err != nil {
+		return fmt.Errorf("apply deletion requests before cutting blocks: %w", err)
 	}
 	r := blockRange.Milliseconds()
 	mint, maxt := h.MinTime(), h.MaxTime()

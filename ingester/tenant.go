@@ -46,7 +46,10 @@ type tenant struct {
 	series  *seriesLimiter
 	shipper *shipper
 	refs    *refCache
-	share   SeriesShare
+	// deletions are the deletion requests applied, applied again before
+	// every cut of the head.
+	deletions *tenantDeletions
+	share     SeriesShare
 
 	lastPush  atomic.Int64 // unix nanoseconds of the last push (or the open)
 	drainedAt time.Time    // since when an idle tenant is all shipped; the ship loop's own
@@ -114,6 +117,9 @@ func (t *tenant) openTSDB(cfg Config, ov *limits.Overrides, logger *slog.Logger)
 	o.BlocksToDelete = t.blocksToDelete(cfg.Retention)
 	var err error
 	if t.shipper, err = newShipper(t.dir); err != nil {
+		return err
+	}
+	if t.deletions, err = loadDeletions(t.dir); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(t.dir, exemplarsMarker)); err == nil && lim.MaxExemplars > 0 {

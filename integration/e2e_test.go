@@ -92,14 +92,24 @@ func TestRemoteWriteFromPrometheus(t *testing.T) {
 // range to compare.
 func waitForSenders(t *testing.T, base string) (start, end time.Time) {
 	t.Helper()
-	first := make([]time.Time, len(senders))
+	var tenants []string
+	for _, s := range senders {
+		tenants = append(tenants, s.tenant)
+	}
+	return waitForTenants(t, base, tenants...)
+}
+
+// waitForTenants is waitForSenders for the senders of the given tenants.
+func waitForTenants(t *testing.T, base string, tenants ...string) (start, end time.Time) {
+	t.Helper()
+	first := make([]time.Time, len(tenants))
 	testbin.Eventually(t, time.Minute, func() error {
-		for k, s := range senders {
-			if first[k].IsZero() && len(instant(t, base+"/prometheus", `up{job="target"}`, time.Now(), s.tenant)) > 0 {
+		for k, tenant := range tenants {
+			if first[k].IsZero() && len(instant(t, base+"/prometheus", `up{job="target"}`, time.Now(), tenant)) > 0 {
 				first[k] = time.Now()
 			}
 			if first[k].IsZero() {
-				return fmt.Errorf("no data from %s yet", s.name)
+				return fmt.Errorf("no data of %s yet", tenant)
 			}
 		}
 		return nil
@@ -128,16 +138,6 @@ func compareAll(t *testing.T, base string, proms []*prometheusProc, start, end t
 
 func compareWithPrometheus(t *testing.T, fpBase, promBase, tenant string, start, end time.Time) {
 	rng := url.Values{"start": {ts(start)}, "end": {ts(end)}}
-	with := func(v url.Values, kv ...string) url.Values {
-		out := url.Values{}
-		for k, vs := range v {
-			out[k] = vs
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			out.Add(kv[i], kv[i+1])
-		}
-		return out
-	}
 	type call struct {
 		path   string
 		params url.Values

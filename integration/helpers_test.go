@@ -119,13 +119,22 @@ type prometheusProc struct {
 // returns for Prometheus's own listen address.
 func startPrometheus(t *testing.T, config func(self string) string, features string) *prometheusProc {
 	t.Helper()
+	return startPrometheusOn(t, config, features, "")
+}
+
+// startPrometheusOn is startPrometheus on the TSDB in data ("": a new one).
+func startPrometheusOn(t *testing.T, config func(self string) string, features, data string) *prometheusProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	addr := testbin.FreePort(t)
 	if err := os.WriteFile(cfg, []byte(config(addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr}
+	if data == "" {
+		data = filepath.Join(dir, "data")
+	}
+	args := []string{"--config.file=" + cfg, "--storage.tsdb.path=" + data, "--web.listen-address=" + addr}
 	if features != "" {
 		args = append(args, "--enable-feature="+features)
 	}

@@ -81,6 +81,10 @@ type Limits struct {
 	// AlertmanagerNotificationRateLimit is the notifications per second
 	// each integration (webhook, email, slack, …) of the tenant may send.
 	AlertmanagerNotificationRateLimit float64 `yaml:"alertmanager_notification_rate_limit"`
+	// Deletion.
+	// MaxDeleteRequests bounds the tenant's pending series deletion
+	// requests: each is checked against every read until it is processed.
+	MaxDeleteRequests int `yaml:"max_delete_requests"`
 }
 
 // Flag names, used in error messages so that a rejection says what to change.
@@ -123,6 +127,7 @@ const (
 	FlagAlertmanagerMaxSilences      = "alertmanager.max-silences-count"
 	FlagAlertmanagerMaxSilenceSize   = "alertmanager.max-silence-size-bytes"
 	FlagAlertmanagerNotificationRate = "alertmanager.notification-rate-limit"
+	FlagMaxDeleteRequests            = "purger.max-delete-requests"
 )
 
 // Source names the flag and the runtime-file key that set a limit, for
@@ -170,6 +175,7 @@ var keys = map[string]string{
 	FlagAlertmanagerMaxSilences:      "alertmanager_max_silences_count",
 	FlagAlertmanagerMaxSilenceSize:   "alertmanager_max_silence_size_bytes",
 	FlagAlertmanagerNotificationRate: "alertmanager_notification_rate_limit",
+	FlagMaxDeleteRequests:            "max_delete_requests",
 }
 
 // RegisterFlags registers the global defaults.
@@ -211,6 +217,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.AlertmanagerMaxSilencesCount, FlagAlertmanagerMaxSilences, 1000, "Maximum silences (expired ones still kept included) a tenant's Alertmanager holds. 0 means unlimited.")
 	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, FlagAlertmanagerMaxSilenceSize, 64<<10, "Maximum size in bytes of one silence. 0 means unlimited.")
 	fs.Float64Var(&l.AlertmanagerNotificationRateLimit, FlagAlertmanagerNotificationRate, 10, "Notifications per second each integration type (webhook, email, slack, …) of a tenant may send, with bursts of as many; more wait (and fail once their group's time is up). 0 means unlimited.")
+	fs.IntVar(&l.MaxDeleteRequests, FlagMaxDeleteRequests, 50, "Maximum pending series deletion requests per tenant (each is checked on every read of the tenant until processed). 0 means unlimited.")
 }
 
 // Validate checks the limits for consistency.
@@ -238,6 +245,7 @@ func (l Limits) Validate() error {
 		FlagAlertmanagerMaxTemplateSize: float64(l.AlertmanagerMaxTemplateSizeBytes), FlagAlertmanagerMaxAlerts: float64(l.AlertmanagerMaxAlertsCount),
 		FlagAlertmanagerMaxSilences: float64(l.AlertmanagerMaxSilencesCount), FlagAlertmanagerMaxSilenceSize: float64(l.AlertmanagerMaxSilenceSizeBytes),
 		FlagAlertmanagerNotificationRate: l.AlertmanagerNotificationRateLimit,
+		FlagMaxDeleteRequests:            float64(l.MaxDeleteRequests),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %v", Source(flag), v)

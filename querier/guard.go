@@ -23,11 +23,11 @@ import (
 // guard applies queryguard to a request of the query API before any
 // handler parses PromQL (#12): the query parameter (query, query_range,
 // query_exemplars, format_query, parse_query), every match[] (series,
-// labels, label values, export), and the matchers of a remote-read body.
-// Parameters are read from the URL and from a form-encoded body alike (it
-// parses the form; handlers behind it see the parsed form). Every tenant of
-// the request applies its limits. It writes the refusal and returns false,
-// or returns true.
+// labels, label values, export), export's after (a series), and the
+// matchers of a remote-read body. Parameters are read from the URL and
+// from a form-encoded body alike (it parses the form; handlers behind it
+// see the parsed form). Every tenant of the request applies its limits. It
+// writes the refusal and returns false, or returns true.
 func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bool {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if strings.HasPrefix(ct, "multipart/") {
@@ -56,7 +56,7 @@ func (q *Querier) guard(w http.ResponseWriter, r *http.Request, ids []string) bo
 	if strings.HasSuffix(r.URL.Path, "/api/v1/read") {
 		return q.guardRead(w, r, ids, strictest)
 	}
-	for _, param := range []string{"query", "match[]"} {
+	for _, param := range []string{"query", "match[]", "after"} {
 		if vs := r.Form[param]; len(vs) > 0 {
 			if err := queryguard.CheckEach(ids, q.limits.Limits, param, vs...); err != nil {
 				WriteError(w, r, http.StatusBadRequest, err.Error())

@@ -34,7 +34,7 @@ type queryEnv struct {
 
 // newQueryEnv starts the env; extra sources are queried besides the
 // ingester.
-func newQueryEnv(t *testing.T, extra ...Source) *queryEnv {
+func newQueryEnv(t testing.TB, extra ...Source) *queryEnv {
 	t.Helper()
 	var lim limits.Limits
 	var icfg ingester.Config

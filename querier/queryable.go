@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Queryable struct {
 	lookback  time.Duration
 	sources   []Source
 	exemplars ExemplarSource
+	deletions DeletionRequests // nil: nothing is hidden
 }
 
 var (
@@ -103,7 +105,13 @@ func (q *Queryable) querier(ctx context.Context, mint, maxt int64) (storage.Quer
 	return &federatedQuerier{federated[storage.Querier]{ids: ids, queriers: per}}, nil
 }
 
+// tenantQuerier merges the tenant's sources and hides what its deletion
+// requests delete.
 func (q *Queryable) tenantQuerier(ctx context.Context, id string, mint, maxt int64) (storage.Querier, error) {
+	reqs, err := q.hiding(ctx, id, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
 	qs := make([]storage.Querier, 0, len(q.sources))
 	for _, s := range q.sources {
 		sq, err := s.Querier(ctx, id, mint, maxt)
@@ -112,10 +120,38 @@ func (q *Queryable) tenantQuerier(ctx context.Context, id string, mint, maxt int
 		}
 		qs = append(qs, sq)
 	}
-	if len(qs) == 1 {
-		return qs[0], nil
+	merged := qs[0]
+	if len(qs) > 1 {
+		merged = storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+	if len(reqs) > 0 {
+		return &hidingQuerier{Querier: merged, reqs: reqs, mint: mint, maxt: maxt}, nil
+	}
+	return merged, nil
+}
+
+// tenantChunkQuerier is tenantQuerier for encoded chunks.
+func (q *Queryable) tenantChunkQuerier(ctx context.Context, id string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	reqs, err := q.hiding(ctx, id, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	qs := make([]storage.ChunkQuerier, 0, len(q.sources))
+	for _, s := range q.sources {
+		sq, err := s.ChunkQuerier(ctx, id, mint, maxt)
+		if err != nil {
+			return nil, errors.Join(err, closeAll(qs))
+		}
+		qs = append(qs, sq)
+	}
+	merged := qs[0]
+	if len(qs) > 1 {
+		merged = storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+	}
+	if len(reqs) > 0 {
+		return &hidingChunkQuerier{ChunkQuerier: merged, reqs: reqs, mint: mint, maxt: maxt}, nil
+	}
+	return merged, nil
 }
 
 func (q *Queryable) chunkQuerier(ctx context.Context, mint, maxt int64) (storage.ChunkQuerier, error) {
@@ -126,22 +162,14 @@ func (q *Queryable) chunkQuerier(ctx context.Context, mint, maxt int64) (storage
 	per := make([]storage.ChunkQuerier, 0, len(ids))
 	for _, id := range ids {
 		tmin, tmax, err := clampRange(id, q.limits.Limits(id), q.lookback, mint, maxt)
+		var cq storage.ChunkQuerier
+		if err == nil {
+			cq, err = q.tenantChunkQuerier(ctx, id, tmin, tmax)
+		}
 		if err != nil {
 			return nil, errors.Join(err, closeAll(per))
 		}
-		qs := make([]storage.ChunkQuerier, 0, len(q.sources))
-		for _, s := range q.sources {
-			sq, err := s.ChunkQuerier(ctx, id, tmin, tmax)
-			if err != nil {
-				return nil, errors.Join(err, closeAll(qs), closeAll(per))
-			}
-			qs = append(qs, sq)
-		}
-		if len(qs) == 1 {
-			per = append(per, qs[0])
-		} else {
-			per = append(per, storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)))
-		}
+		per = append(per, cq)
 	}
 	if len(ids) == 1 {
 		return per[0], nil
@@ -162,6 +190,13 @@ func (q *Queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerie
 		}
 		if f.queriers[k], err = q.exemplars.ExemplarQuerier(ctx, id); err != nil {
 			return nil, err
+		}
+		reqs, err := q.hiding(ctx, id, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		if len(reqs) > 0 && f.queriers[k] != nil {
+			f.queriers[k] = &hidingExemplars{ExemplarQuerier: f.queriers[k], reqs: reqs}
 		}
 	}
 	if len(ids) == 1 {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/fluxpulse/fluxpulse/deletion"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 )
 
@@ -146,6 +147,13 @@ func (c *IngesterClient) Exemplars(ctx context.Context, mint, maxt int64, sets .
 // DeleteTenant drops the data the ingester holds of the tenant of ctx.
 func (c *IngesterClient) DeleteTenant(ctx context.Context) error {
 	return wrapErr(c.addr, c.conn.Invoke(ctx, methodDelete, &Empty{}, &Empty{}))
+}
+
+// ApplyDeletion tells the ingester to carry out a due deletion request
+// of the tenant of ctx (#14).
+func (c *IngesterClient) ApplyDeletion(ctx context.Context, req deletion.Request) error {
+	in := &DeletionRequest{ID: req.ID, Selectors: req.Selectors, Start: req.Start, End: req.End}
+	return wrapErr(c.addr, c.conn.Invoke(ctx, methodApplyDeletion, in, &Empty{}))
 }
 
 // Select streams the chunks of the series matching ms in [mint, maxt],

@@ -20,6 +20,7 @@ var messages = []func() selfMarshaler{
 	func() selfMarshaler { return &prompb.Query{} },
 	func() selfMarshaler { return &prompb.ChunkedReadResponse{} },
 	func() selfMarshaler { return &Empty{} },
+	func() selfMarshaler { return &DeletionRequest{} },
 }
 
 // FuzzMessages decodes arbitrary bytes as every message of the gRPC
@@ -40,6 +41,8 @@ func FuzzMessages(f *testing.F) {
 		}
 		f.Add(uint8(2+k), b)
 	}
+	dr, _ := (&DeletionRequest{ID: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Selectors: []string{`{host="a"}`, "up"}, Start: -5, End: 1 << 40}).Marshal()
+	f.Add(uint8(len(messages)-1), dr)
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
 		m := messages[int(kind)%len(messages)]()
 		if m.Unmarshal(b) != nil {

@@ -293,6 +293,43 @@ func (m *ExemplarsResponse) Unmarshal(b []byte) error {
 	return nil
 }
 
+// DeletionRequest is a due series deletion request (#14) for the tenant of
+// the call: the ingester tombstones what it deletes.
+type DeletionRequest struct {
+	ID         string
+	Selectors  []string
+	Start, End int64
+}
+
+// Marshal implements selfMarshaler.
+func (m *DeletionRequest) Marshal() ([]byte, error) {
+	b := appendString(nil, 1, m.ID)
+	for _, s := range m.Selectors {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	b = appendVarint(b, 3, uint64(m.Start))
+	return appendVarint(b, 4, uint64(m.End)), nil
+}
+
+// Unmarshal implements selfMarshaler.
+func (m *DeletionRequest) Unmarshal(b []byte) error {
+	*m = DeletionRequest{}
+	return walk(b, func(num protowire.Number, _ protowire.Type, v uint64, raw []byte) error {
+		switch num {
+		case 1:
+			m.ID = string(raw)
+		case 2:
+			m.Selectors = append(m.Selectors, string(raw))
+		case 3:
+			m.Start = int64(v)
+		case 4:
+			m.End = int64(v)
+		}
+		return nil
+	})
+}
+
 func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,6 +26,7 @@ import (
 	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/fluxpulse/fluxpulse/deletion"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -230,10 +233,39 @@ func TestPushAndRead(t *testing.T) {
 	if vals, err := c.LabelValues(b, "job", math.MinInt64, math.MaxInt64, 0); err != nil || len(vals) != 0 {
 		t.Fatalf("team-b sees label values %v (%v)", vals, err)
 	}
+	checkApplyDeletion(t, a, c)
 	if err := c.DeleteTenant(a); err != nil {
 		t.Fatal(err)
 	}
 	if vals, err := c.LabelValues(a, "job", math.MinInt64, math.MaxInt64, 0); err != nil || len(vals) != 0 {
 		t.Fatalf("after deletion: %v %v", vals, err)
+	}
+}
+
+// checkApplyDeletion: a due deletion request tombstones the ingester's
+// data (#14).
+func checkApplyDeletion(t *testing.T, ctx context.Context, c *IngesterClient) {
+	t.Helper()
+	del := deletion.Request{ID: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Selectors: []string{`up{job="db"}`}, Start: math.MinInt64 / 2, End: math.MaxInt64 / 2}
+	if err := c.ApplyDeletion(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	// The head lists a series whose samples are all deleted, without
+	// chunks; the service leaves it out (a series without chunks made
+	// Prometheus's chunk-to-sample conversion return nil, and panic).
+	ss := storage.NewSeriesSetFromChunkSeriesSet(c.Select(ctx, math.MinInt64, math.MaxInt64, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	left := map[string]int{}
+	for ss.Next() {
+		for it := ss.At().Iterator(nil); it.Next() != chunkenc.ValNone; {
+			left[ss.At().Labels().Get("job")]++
+		}
+	}
+	if err := ss.Err(); err != nil || left["db"] != 0 || left["node"] != 3 {
+		t.Fatalf("samples after the deletion: %v %v", left, err)
+	}
+	bad := del
+	bad.Selectors = []string{"up{"}
+	if err := c.ApplyDeletion(ctx, bad); !errors.Is(err, remotewrite.ErrInvalid) {
+		t.Fatalf("a deletion request that does not parse: %v", err)
 	}
 }

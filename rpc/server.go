@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fluxpulse/fluxpulse/deletion"
 	"github.com/fluxpulse/fluxpulse/remotewrite"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
@@ -28,6 +29,7 @@ type Ingester interface {
 	ExemplarQuerier(ctx context.Context, tenant string) (storage.ExemplarQuerier, error)
 	Metadata(ctx context.Context, tenant, metric string, limit, limitPerMetric int, into map[string][]metadata.Metadata) error
 	DeleteTenant(tenant string) error
+	ApplyDeletion(ctx context.Context, tenant string, req deletion.Request) error
 }
 
 // ServiceOptions configure the ingester service.
@@ -124,6 +126,12 @@ func (s *ingesterService) selectSeries(q *prompb.Query, stream grpc.ServerStream
 		}
 		if err := it.Err(); err != nil {
 			return s.status(err)
+		}
+		if len(cs.Chunks) == 0 {
+			// Its samples are deleted (#14): the head lists such a
+			// series, and a series without chunks decodes to nil in
+			// Prometheus's chunk-to-sample conversion.
+			continue
 		}
 		resp.ChunkedSeries = append(resp.ChunkedSeries, cs)
 		if size >= maxSelectBatchBytes {
@@ -243,6 +251,26 @@ func (s *ingesterService) deleteTenant(ctx context.Context, _ *Empty) (*Empty, e
 		return nil, err
 	}
 	if err := s.ing.DeleteTenant(tenant); err != nil {
+		return nil, s.status(err)
+	}
+	return &Empty{}, nil
+}
+
+// applyDeletion tombstones what a due deletion request deletes in this
+// ingester's data of the tenant (#14).
+func (s *ingesterService) applyDeletion(ctx context.Context, in *DeletionRequest) (*Empty, error) {
+	tenant, err := s.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := deletion.Request{ID: in.ID, Tenant: tenant, Selectors: in.Selectors, Start: in.Start, End: in.End, State: deletion.StatePending}
+	if err := deletion.ValidateID(in.ID); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := req.Parse(); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.ing.ApplyDeletion(ctx, tenant, req); err != nil {
 		return nil, s.status(err)
 	}
 	return &Empty{}, nil

@@ -16,6 +16,7 @@ const (
 	methodMetadata      = "/" + ingesterServiceName + "/Metadata"
 	methodExemplars     = "/" + ingesterServiceName + "/Exemplars"
 	methodDelete        = "/" + ingesterServiceName + "/DeleteTenant"
+	methodApplyDeletion = "/" + ingesterServiceName + "/ApplyDeletion"
 	selectStreamName    = "Select"
 )
 
@@ -28,6 +29,7 @@ type ingesterHandlers interface {
 	metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	exemplars(context.Context, *ExemplarsRequest) (*ExemplarsResponse, error)
 	deleteTenant(context.Context, *Empty) (*Empty, error)
+	applyDeletion(context.Context, *DeletionRequest) (*Empty, error)
 }
 
 // unary adapts a typed handler to grpc.MethodDesc's handler, running the
@@ -70,6 +72,9 @@ var ingesterDesc = grpc.ServiceDesc{
 		}),
 		unary(methodDelete, func(h ingesterHandlers, ctx context.Context, in *Empty) (*Empty, error) {
 			return h.deleteTenant(ctx, in)
+		}),
+		unary(methodApplyDeletion, func(h ingesterHandlers, ctx context.Context, in *DeletionRequest) (*Empty, error) {
+			return h.applyDeletion(ctx, in)
 		}),
 	},
 	Streams: []grpc.StreamDesc{{

@@ -223,3 +223,26 @@ func (s *store) deleteNamespace(ctx context.Context, tenant, namespace string) (
 	}
 	return names, nil
 }
+
+// Group is one stored rule group of a tenant.
+type Group struct {
+	Namespace, Name string
+	YAML            []byte // as stored
+}
+
+// Groups reads every rule group of tenant from bkt, the encrypting bucket
+// the ruler keeps them in: for a copy of the tenant (#14).
+func Groups(ctx context.Context, bkt bucket.Bucket, tenant string) ([]Group, error) {
+	if err := tenantauth.ValidateID(tenant); err != nil {
+		return nil, err
+	}
+	gs, err := (&store{bkt: bkt}).load(ctx, tenant, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Group, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, Group{Namespace: g.Namespace, Name: g.Group, YAML: g.YAML})
+	}
+	return out, nil
+}

@@ -22,8 +22,23 @@ const (
 	// alerts, silences and receivers. A token with the admin scope has it
 	// too.
 	ScopeAlerts Scope = "alerts"
+	// ScopeDelete deletes series (#14); a token with admin may too.
+	ScopeDelete Scope = "delete"
 	ScopeAdmin  Scope = "admin"
 )
+
+// impliedBy names the scope that also grants a scope: a tenant's admin
+// token may delete its series and use its Alertmanager.
+var impliedBy = map[Scope]Scope{ScopeDelete: ScopeAdmin, ScopeAlerts: ScopeAdmin}
+
+// has reports whether the entry's scopes grant scope.
+func (e *entry) has(scope Scope) bool {
+	if e.scopes[scope] {
+		return true
+	}
+	by, ok := impliedBy[scope]
+	return ok && e.scopes[by]
+}
 
 // Error is an authentication or authorization failure with the HTTP status
 // it maps to: 400 for a malformed tenant, 401 for missing or unknown

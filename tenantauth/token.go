@@ -99,7 +99,7 @@ func (t Token) Validate() error {
 }
 
 // AllScopes lists every scope.
-var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeAlerts, ScopeAdmin}
+var AllScopes = []Scope{ScopeWrite, ScopeRead, ScopeRules, ScopeAlerts, ScopeDelete, ScopeAdmin}
 
 // scopeList names every scope, for error messages.
 func scopeList() string {
@@ -178,7 +178,7 @@ type entry struct {
 // allows reports whether the token may act with scope: operator tokens may
 // do anything, a tenant's admin scope includes its Alertmanager (#16).
 func (e *entry) allows(scope Scope) bool {
-	return e.all || e.scopes[scope] || scope == ScopeAlerts && e.scopes[ScopeAdmin]
+	return e.all || e.has(scope)
 }
 
 // index finds tokens by ID.

@@ -53,6 +53,7 @@ func TestTokenMatrix(t *testing.T) {
 	revoked := issue(t, []Scope{ScopeWrite, ScopeRead}, time.Time{})
 	admin := issue(t, []Scope{ScopeAdmin}, time.Time{})
 	alerts := issue(t, []Scope{ScopeAlerts}, time.Time{})
+	deleter := issue(t, []Scope{ScopeDelete}, time.Time{})
 	tenantAdmin := issue(t, []Scope{ScopeAdmin}, time.Time{})
 
 	a, err := New(Config{Mode: "token"})
@@ -62,13 +63,13 @@ func TestTokenMatrix(t *testing.T) {
 	var failures []Failure
 	a.OnFailure(func(_ *http.Request, f Failure) { failures = append(failures, f) })
 	creds := Credentials{Tenants: map[string][]Token{
-		"a": {rw.entry, ro.entry, expired.entry, fed.entry, revoked.entry},
-		"b": {other.entry, alerts.entry, tenantAdmin.entry},
+		"a": {rw.entry, ro.entry, deleter.entry, tenantAdmin.entry, expired.entry, fed.entry, revoked.entry},
+		"b": {other.entry, alerts.entry},
 	}, Admins: []Token{admin.entry}}
 	if err := a.SetCredentials(creds); err != nil {
 		t.Fatal(err)
 	}
-	creds.Tenants["a"] = creds.Tenants["a"][:4] // revoke the last one
+	creds.Tenants["a"] = creds.Tenants["a"][:6] // revoke the last one
 	if err := a.SetCredentials(creds); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +127,13 @@ func TestTokenMatrix(t *testing.T) {
 		{"alerts scope missing", bearer(rw.token), "", ScopeAlerts, 403, "", "does not have the alerts scope"},
 		{"tenant admin has alerts", bearer(tenantAdmin.token), "", ScopeAlerts, 200, "b", ""},
 		{"alerts of another tenant", bearer(alerts.token), "a", ScopeAlerts, 403, "", `may not access tenant "a"`},
+		// #14: series deletion needs the delete scope, or admin.
+		{"delete scope deletes", bearer(deleter.token), "", ScopeDelete, 200, "a", ""},
+		{"delete scope does not read", bearer(deleter.token), "", ScopeRead, 403, "", "read scope"},
+		{"delete scope is not admin", bearer(deleter.token), "", ScopeAdmin, 403, "", "admin scope"},
+		{"a tenant's admin token deletes", bearer(tenantAdmin.token), "", ScopeDelete, 200, "a", ""},
+		{"read-write token does not delete", bearer(rw.token), "", ScopeDelete, 403, "", "delete scope"},
+		{"operator token deletes for a tenant", bearer(admin.token), "b", ScopeDelete, 200, "b", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failures = nil

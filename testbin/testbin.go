@@ -1,5 +1,5 @@
 // Package testbin provides the real servers that FluxPulse's tests run
-// against: Prometheus, Alertmanager, amtool and versitygw (S3) at pinned versions,
+// against: Prometheus (and its promtool), Alertmanager, amtool and versitygw (S3) at pinned versions,
 // and the FluxPulse binaries built from this module. Tool binaries are built
 // once per machine with `go install` into a cache directory
 // ($FLUXPULSE_TESTBIN, default ~/.cache/fluxpulse-testbin) and reused; a
@@ -36,10 +36,12 @@ var (
 	Alertmanager = Tool{Name: "alertmanager", Package: "github.com/prometheus/alertmanager/cmd/alertmanager", Version: alertmanagerVersion, prepare: buildAlertmanager}
 	Versitygw    = Tool{Name: "versitygw", Package: "github.com/versity/versitygw/cmd/versitygw", Version: "v1.8.0"}
 	Amtool       = Tool{Name: "amtool", Package: "github.com/prometheus/alertmanager/cmd/amtool", Version: alertmanagerVersion}
+	// Promtool turns an OpenMetrics export into blocks (#14).
+	Promtool = Tool{Name: "promtool", Package: "github.com/prometheus/prometheus/cmd/promtool", Version: "v0.316.0"}
 )
 
 // All lists every pinned tool.
-var All = []Tool{Prometheus, Alertmanager, Versitygw, Amtool}
+var All = []Tool{Prometheus, Alertmanager, Versitygw, Amtool, Promtool}
 
 // CacheDir is where built tools are kept.
 func CacheDir() (string, error) {

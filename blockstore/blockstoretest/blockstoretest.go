@@ -4,15 +4,20 @@ package blockstoretest
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/ingester"
@@ -144,6 +149,45 @@ func Read(t testing.TB, q storage.Querier) Data {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// ScanBlocks reads every complete block of the tenant in bkt (the
+// encrypting bucket), marked for deletion or not, through the block
+// store's own reader, and calls f with every sample of every series its
+// chunks hold. It returns how many blocks it read.
+func ScanBlocks(t testing.TB, bkt bucket.Bucket, tenant string, f func(block ulid.ULID, ls labels.Labels, ts int64, v float64)) int {
+	t.Helper()
+	ctx := context.Background()
+	s, err := blockstore.New(blockstore.Config{Dir: t.TempDir(), SyncInterval: time.Hour, ChunkCacheSize: 32 << 20}, bkt, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	metas, _, err := blockstore.ListBlocks(ctx, bkt, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metas {
+		q, err := s.BlockQuerier(ctx, tenant, m.ULID, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() != chunkenc.ValNone {
+				ts, v := it.At()
+				f(m.ULID, ss.At().Labels(), ts, v)
+			}
+			if err := it.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(ss.Err(), q.Close()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(metas)
 }
 
 // Equal reports the first difference between two data sets, or "".

@@ -13,6 +13,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
+	"github.com/fluxpulse/fluxpulse/tenantcopy"
 )
 
 // admin serves the administrative endpoints (admin scope).
@@ -25,6 +26,8 @@ type admin struct {
 	logger *slog.Logger
 	// audit records an administrative action; set by the server.
 	audit func(r *http.Request, action, tenant, outcome string, details map[string]any)
+	// copySources are where a copy of a tenant comes from.
+	copySources func() (tenantcopy.Sources, error)
 }
 
 // tenantDeleter drops what the ingesters hold of a tenant.
@@ -60,7 +63,8 @@ type tenantForgetter interface {
 // addAdmin serves the administrative endpoints (admin scope) over the
 // ingester and block store of this process.
 func (p *process) addAdmin(ing tenantDeleter, store tenantForgetter) {
-	a := &admin{raw: p.storage.raw, enc: p.storage.enc, keys: p.storage.keys, ing: ing, store: store, logger: p.logger, audit: p.obs.admin}
+	a := &admin{raw: p.storage.raw, enc: p.storage.enc, keys: p.storage.keys, ing: ing, store: store, logger: p.logger, audit: p.obs.admin,
+		copySources: p.copySources}
 	a.register(p.public, p.auth)
 }
 
@@ -132,4 +136,5 @@ func (a *admin) register(mux *http.ServeMux, auth *tenantauth.Authenticator) {
 	}
 	mux.Handle("DELETE /api/v1/admin/tenants/{tenant}", wrap(a.deleteTenant))
 	mux.Handle("GET /api/v1/admin/tenants/{tenant}/blocks", wrap(a.blocks))
+	mux.Handle("GET /api/v1/admin/tenants/{tenant}/copy", wrap(a.copyTenant))
 }

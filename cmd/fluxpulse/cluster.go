@@ -314,19 +314,27 @@ type clusterTenants struct{ m *clusterMember }
 // DeleteTenant implements tenantDeleter. Every ingester of the ring must
 // be healthy: one that is not would keep the tenant's data.
 func (c clusterTenants) DeleteTenant(ctx context.Context, tenant string) error {
-	r := c.m.node.Ring()
+	return c.m.eachIngester(tenantauth.With(ctx, tenantauth.Actor(ctx), tenant), "the tenant's data", func(ctx context.Context, cl *rpc.IngesterClient) error {
+		return cl.DeleteTenant(ctx)
+	})
+}
+
+// eachIngester calls f for every ingester of the ring, with ctx (which
+// names the tenant), once every one is healthy: an unhealthy one would
+// keep what (say, "the tenant's data"), so nothing is done then.
+func (m *clusterMember) eachIngester(ctx context.Context, what string, f func(context.Context, *rpc.IngesterClient) error) error {
+	r := m.node.Ring()
 	set, err := r.GetAllHealthy(ring.Reporting)
 	if err != nil && !errors.Is(err, ring.ErrEmptyRing) {
 		return err
 	}
 	if n := r.InstancesCount(); len(set.Instances) < n {
-		return fmt.Errorf("%d of the %d ingesters of the ring are unhealthy and would keep the tenant's data: retry once they are back, or forget them on /ring", n-len(set.Instances), n)
+		return fmt.Errorf("%d of the %d ingesters of the ring are unhealthy and would keep %s: retry once they are back, or forget them on /ring", n-len(set.Instances), n, what)
 	}
-	ctx = tenantauth.With(ctx, tenantauth.Actor(ctx), tenant)
 	for _, inst := range set.Instances {
-		cl, err := c.m.ingesterClient(inst.Addr)
+		cl, err := m.ingesterClient(inst.Addr)
 		if err == nil {
-			err = cl.DeleteTenant(ctx)
+			err = f(ctx, cl)
 		}
 		if err != nil {
 			return fmt.Errorf("ingester %s: %w", inst.Id, err)

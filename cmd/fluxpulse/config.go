@@ -11,6 +11,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/compactor"
+	"github.com/fluxpulse/fluxpulse/deletion"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/hatracker"
@@ -51,6 +52,7 @@ type serverConfig struct {
 	alertmanager alertmanagerConfig
 	cluster      clusterConfig
 	ha           hatracker.Config
+	deletion     deletion.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -80,6 +82,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.alertmanager.registerFlags(fs)
 	c.cluster.registerFlags(fs)
 	c.ha.RegisterFlags(fs)
+	c.deletion.RegisterFlags(fs)
 }
 
 func (c *serverConfig) validate() error {

@@ -46,6 +46,7 @@ var commands = map[string]command{
 	"blocks": runBlocks,
 	"usage":  runUsage,
 	"audit":  runAudit,
+	"export": runExport,
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {

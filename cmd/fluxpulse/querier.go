@@ -32,6 +32,7 @@ func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error)
 	}
 	p.onClose("block store", store.Close)
 	queryable := querier.NewQueryable(p.limits, p.cfg.querier.LookbackDelta, ing, ing, store)
+	queryable.HideDeleted(p.deletions.cache)
 	rev, date := buildRevision()
 	q, err := querier.New(p.cfg.querier, queryable, ing,
 		querier.BuildInfo{Version: version, Revision: rev, BuildDate: date, Features: rulerFeatures()}, p.logger.With("component", "querier"), p.reg)
@@ -45,6 +46,9 @@ func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error)
 	q.Register(p.public, func(h http.Handler) http.Handler {
 		return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})
+	if err := p.addDeletionAPI(); err != nil {
+		return nil, err
+	}
 	return &queryRole{Querier: q, queryable: queryable, store: store}, nil
 }
 

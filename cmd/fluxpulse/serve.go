@@ -18,10 +18,12 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/alertmanager"
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/hatracker"
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
+	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
 )
@@ -85,6 +87,9 @@ type process struct {
 	ha         *hatracker.Tracker         // nil without -distributor.ha-tracker.enable
 	grpcServer *grpcServer                // when roles run apart and one is reached over gRPC
 	am         *alertmanager.Alertmanager // nil unless this process runs the alertmanager
+	deletions  *deletions
+	compactor  *compactor.Compactor   // nil without the compactor role
+	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -126,12 +131,16 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 		return nil, errors.Join(err, p.close())
 	}
 	if watcher != nil {
+		p.runtime = watcher
 		p.addLoop(watcher.Run)
 	}
 	if p.storage, err = openServerStorage(cfg, logger, reg); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.openDeletions(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	return p, nil
 }
 
@@ -161,7 +170,7 @@ func (p *process) addRoles(g *run.Group) error {
 	if err := p.addRuler(q, dist, ing.Ready); err != nil {
 		return err
 	}
-	if err := p.addCompactor(); err != nil {
+	if err := p.addCompactor(ing); err != nil {
 		return err
 	}
 	if err := p.addUsage(ing); err != nil {
@@ -238,7 +247,7 @@ func (p *process) addApartRoles() error {
 		}
 	}
 	if r[roleCompactor] {
-		if err := p.addCompactor(); err != nil {
+		if err := p.addCompactor(clusterHeads{p.member}); err != nil {
 			return err
 		}
 	}

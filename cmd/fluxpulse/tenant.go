@@ -17,7 +17,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
-const tenantUsage = `usage: fluxpulse tenant <create|list|delete> [flags]
+const tenantUsage = `usage: fluxpulse tenant <create|list|delete|delete-data|copy> [flags]
 
   create -tenant X   add tenant X to the runtime file (no tokens yet)
   list               list tenants with their tokens (IDs, scopes, expiry; never secrets)
@@ -26,6 +26,10 @@ const tenantUsage = `usage: fluxpulse tenant <create|list|delete> [flags]
                      delete tenant X's data keys (crypto-shredding: its data is
                      unreadable at once; objects are removed in the background).
                      On a running server use DELETE /api/v1/admin/tenants/X.
+  copy -tenant X -o FILE
+                     write a copy of what FluxPulse keeps about tenant X besides
+                     its samples (.tar.gz of JSON files with a README.txt).
+                     On a running server use GET /api/v1/admin/tenants/X/copy.
 
 Every command takes -data.dir and -runtime-config.file; a running server
 applies the change within its reload period.`
@@ -130,6 +134,8 @@ func runTenant(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "delete-data":
 		return runDeleteData(args[1:], stdout, stderr)
+	case "copy":
+		return runTenantCopy(args[1:], stdout, stderr)
 	case "list":
 		files, err := parseSub("tenant list", args[1:], stderr, tenantUsage, nil)
 		if err != nil {
@@ -185,7 +191,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		var scopes, tenants string
 		files, err := parseSub("token create", args[1:], stderr, tokenUsage, func(fs *flag.FlagSet) {
 			fs.StringVar(&spec.Tenant, "tenant", "", "Tenant the token belongs to; empty for an operator (admin) token.")
-			fs.StringVar(&scopes, "scopes", "write,read", "Comma-separated scopes: write, read, rules, alerts, admin.")
+			fs.StringVar(&scopes, "scopes", "write,read", "Comma-separated scopes: write, read, rules, alerts, delete (series deletion), admin (tenant administration, alerts and delete included).")
 			fs.DurationVar(&spec.TTL, "expires", 0, "Lifetime of the token (e.g. 2160h); 0 never expires.")
 			fs.StringVar(&spec.Description, "description", "", "What the token is for.")
 			fs.StringVar(&tenants, "tenants", "", "Further tenants the token may act for (federated reads), comma-separated.")
