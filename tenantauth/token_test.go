@@ -125,7 +125,7 @@ func TestTokenMatrix(t *testing.T) {
 		{"alerts scope", bearer(alerts.token), "", ScopeAlerts, 200, "b", ""},
 		{"alerts scope is not rules", bearer(alerts.token), "", ScopeRules, 403, "", "rules scope"},
 		{"alerts scope missing", bearer(rw.token), "", ScopeAlerts, 403, "", "does not have the alerts scope"},
-		{"tenant admin has alerts", bearer(tenantAdmin.token), "", ScopeAlerts, 200, "b", ""},
+		{"tenant admin has alerts", bearer(tenantAdmin.token), "", ScopeAlerts, 200, "a", ""},
 		{"alerts of another tenant", bearer(alerts.token), "a", ScopeAlerts, 403, "", `may not access tenant "a"`},
 		// #14: series deletion needs the delete scope, or admin.
 		{"delete scope deletes", bearer(deleter.token), "", ScopeDelete, 200, "a", ""},
