@@ -2,6 +2,7 @@ package distributor_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -19,7 +20,9 @@ import (
 
 // BenchmarkPush measures the whole push path in process: snappy, decode,
 // validation, TSDB append and WAL commit, for 2,000-sample requests of
-// node_exporter-like series, as remote write 1.0 and 2.0. It reports
+// node_exporter-like series, as remote write 1.0 and 2.0: steady (the
+// same series every round) and new (every round's series are new: the
+// series-creation path, #18). It reports
 // samples per second, allocations per sample and the CPU time of the whole
 // process per sample (garbage collection included), which a busy machine
 // disturbs less than the elapsed time.
@@ -32,12 +35,16 @@ func BenchmarkPush(b *testing.B) {
 		{"v1", ctV1, loadgen.EncodeV1},
 		{"v2", ctV2, loadgen.EncodeV2},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchPush(b, tc.ct, tc.encode) })
+		for _, shape := range []string{"steady", "new"} {
+			b.Run(shape+"/"+tc.name, func(b *testing.B) { benchPush(b, tc.ct, tc.encode, shape == "new") })
+		}
 	}
 }
 
-func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte) {
-	d, _, _ := newDistributor(b, func(l *limits.Limits, _ *distributor.Config) { l.IngestionRate = 0 })
+func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte, fresh bool) {
+	d, _, _ := newDistributor(b, func(l *limits.Limits, _ *distributor.Config) {
+		l.IngestionRate, l.MaxSeries = 0, 0
+	})
 
 	const perRequest = 2000
 	series := loadgen.Fleet(loadgen.DefaultHost, 40, "bench") // 5,160 series
@@ -50,6 +57,9 @@ func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, i
 		samples int
 	}
 	encodeRound := func(r int) []encoded {
+		if fresh {
+			series = loadgen.Fleet(loadgen.DefaultHost, 40, fmt.Sprintf("bench%d", r))
+		}
 		out := make([]encoded, 0, batches)
 		for k := 0; k < len(series); k += perRequest {
 			end := min(k+perRequest, len(series))

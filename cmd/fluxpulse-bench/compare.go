@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -114,6 +116,22 @@ type compareConfig struct {
 	manyTenants int
 	repeats     int
 	runs        int
+	scenarios   []string
+}
+
+// scenarios are the shapes of load compare runs.
+var scenarios = map[string]func(loadConfig) loadConfig{
+	// steady: the series exist (a warm-up round created them); the
+	// measured rounds only append.
+	"steady": func(c loadConfig) loadConfig { c.Warmup = true; return c },
+	// cold: no warm-up, every series is created during the measurement.
+	"cold": func(c loadConfig) loadConfig { c.Warmup, c.ChurnEvery = false, 0; return c },
+	// churn: 10% of the hosts replaced every 2 rounds, over 20 rounds, as
+	// pods come and go.
+	"churn": func(c loadConfig) loadConfig {
+		c.Warmup, c.ChurnEvery, c.ChurnFraction, c.Rounds = true, 2, 0.1, 20
+		return c
+	},
 }
 
 func compareCmd(args []string) error {
@@ -126,8 +144,15 @@ func compareCmd(args []string) error {
 	fs.IntVar(&c.manyTenants, "many-tenants", 1000, "Tenants of the multi-tenant run, sharing -series between them.")
 	fs.IntVar(&c.repeats, "query-repeats", 5, "Dashboard refreshes timed per run.")
 	fs.IntVar(&c.runs, "runs", 1, "Runs of each scenario; the one with the median samples per CPU second is reported.")
+	list := fs.String("scenarios", "steady,cold,churn", "Shapes of load, comma-separated: steady (series exist; with the bucket, many-tenants and paced runs), cold (every series new), churn (10% of hosts replaced every 2 rounds over 20 rounds).")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, sc := range strings.Split(*list, ",") {
+		if _, ok := scenarios[sc]; !ok {
+			return fmt.Errorf("-scenarios: unknown scenario %q (steady, cold, churn)", sc)
+		}
+		c.scenarios = append(c.scenarios, sc)
 	}
 	if c.prometheus == "" || c.fluxpulse == "" {
 		return errors.New("-prometheus and -fluxpulse are required")
@@ -141,6 +166,7 @@ func compareCmd(args []string) error {
 	}
 	rs, err := c.run()
 	printResults(os.Stdout, rs)
+	printRatios(os.Stdout, rs)
 	return err
 }
 
@@ -187,28 +213,34 @@ func (c compareConfig) run() ([]result, error) {
 	}
 	base := c.load
 	base.Tenants = 1
-	for _, proto := range []int{1, 2} {
-		cfg := base
-		cfg.Protocol = proto
-		for _, kind := range []string{"prometheus", "fluxpulse"} {
-			keep := kind == "fluxpulse" && proto == 1
-			var extra []string
-			if keep { // its data goes to the bucket when it stops, for the bucket queries
-				extra = []string{"-ingester.flush-on-shutdown"}
-			}
-			res, r, p, err := one(fmt.Sprintf("%s, RW %d.0, 1 tenant", kind, proto), kind, cfg, extra, keep)
-			if err != nil {
-				return rs, err
-			}
-			rs = append(rs, res)
-			if r != nil {
-				bucket, err := c.bucketQueries(r, p)
-				rs = append(rs, bucket...)
+	for _, sc := range c.scenarios {
+		for _, proto := range []int{1, 2} {
+			cfg := scenarios[sc](base)
+			cfg.Protocol = proto
+			for _, kind := range []string{"prometheus", "fluxpulse"} {
+				keep := kind == "fluxpulse" && proto == 1 && sc == "steady"
+				var extra []string
+				if keep { // its data goes to the bucket when it stops, for the bucket queries
+					extra = []string{"-ingester.flush-on-shutdown"}
+				}
+				res, r, p, err := one(fmt.Sprintf("%s, RW %d.0, %s", kind, proto, sc), kind, cfg, extra, keep)
+				res.kind, res.scenario = kind, fmt.Sprintf("RW %d.0, %s", proto, sc)
+				rs = append(rs, res)
 				if err != nil {
 					return rs, err
 				}
+				if r != nil {
+					bucket, err := c.bucketQueries(r, p)
+					rs = append(rs, bucket...)
+					if err != nil {
+						return rs, err
+					}
+				}
 			}
 		}
+	}
+	if !slices.Contains(c.scenarios, "steady") {
+		return rs, nil
 	}
 	many := base
 	many.Tenants = c.manyTenants
@@ -220,7 +252,7 @@ func (c compareConfig) run() ([]result, error) {
 	rs = append(rs, res)
 	// Push latency with the receiver at about 70% of the machine's CPU: a
 	// first paced run calibrates the rate, the second is reported.
-	fp := rs[1]
+	fp := rs[slices.IndexFunc(rs, func(r result) bool { return r.kind == "fluxpulse" && r.scenario == "RW 1.0, steady" })]
 	paced := base
 	target := 0.7 * float64(runtime.NumCPU())
 	paced.Rate = target * fp.samplesPerCPU()

@@ -8,6 +8,8 @@ import (
 // result is one measured load.
 type result struct {
 	name      string
+	kind      string // of compare: "prometheus" or "fluxpulse"
+	scenario  string // of compare: protocol and shape of load
 	cfg       loadConfig
 	push      pushStats
 	cpu       float64 // receiver CPU seconds during the push
@@ -135,4 +137,33 @@ func printResults(w io.Writer, rs []result) {
 		fmt.Fprintf(w, " %s |", cell)
 	}
 	fmt.Fprintln(w)
+}
+
+// printRatios writes, for every scenario compare ran on both receivers,
+// FluxPulse's samples per CPU second and memory per series as multiples of
+// Prometheus's.
+func printRatios(w io.Writer, rs []result) {
+	by := map[string]map[string]result{}
+	var order []string
+	for _, r := range rs {
+		if r.scenario == "" || r.push.samples == 0 {
+			continue
+		}
+		if by[r.scenario] == nil {
+			by[r.scenario] = map[string]result{}
+			order = append(order, r.scenario)
+		}
+		by[r.scenario][r.kind] = r
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | samples per CPU second, × Prometheus | RSS per series, × Prometheus | both verified |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, sc := range order {
+		p, okP := by[sc]["prometheus"]
+		f, okF := by[sc]["fluxpulse"]
+		if !okP || !okF {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %v |\n", sc, f.samplesPerCPU()/p.samplesPerCPU(), f.bytesPerSeries()/p.bytesPerSeries(), f.verified && p.verified)
+	}
 }
