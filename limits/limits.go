@@ -112,7 +112,7 @@ const (
 	FlagMaxFetchedSeries       = "querier.max-fetched-series-per-query"
 	FlagQueryTimeout           = "querier.query-timeout"
 	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
-	FlagMaxQueryParallelism    = "query-frontend.max-query-parallelism"
+	FlagMaxQueryParallelism    = "querier.max-query-parallelism"
 	FlagMaxQueryExprSize       = "querier.max-query-expression-size-bytes"
 	FlagMaxQueryExprDepth      = "querier.max-query-expression-depth"
 	FlagMaxSubquerySteps       = "querier.max-subquery-steps"
@@ -205,7 +205,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeries, 0, "Maximum series one query may read from storage. 0 means unlimited.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 2*time.Minute, "Maximum time one query of the tenant may run.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
-	fs.IntVar(&l.MaxQueryParallelism, FlagMaxQueryParallelism, 14, "Querier workers of the query frontend one tenant's sub-queries (the split pieces of its queries) may hold at once; the rest wait in the tenant's queue. 0 means every worker.")
+	fs.IntVar(&l.MaxQueryParallelism, FlagMaxQueryParallelism, 14, "Querier workers of the query frontend that the sub-queries of one tenant (the pieces of all its split queries together) may hold at once, as Mimir names it; the rest wait in the tenant's queue. -query-frontend.max-query-parallelism bounds the pieces of one query. 0 means every worker.")
 	fs.IntVar(&l.MaxQueryExpressionSizeBytes, FlagMaxQueryExprSize, 64<<10, "Maximum size in bytes of the PromQL of one request (query, or all match[] together, or a rule's expr), checked before parsing. 0 means unlimited.")
 	fs.IntVar(&l.MaxQueryExpressionDepth, FlagMaxQueryExprDepth, 64, "Maximum nesting depth of the PromQL of one request, checked before parsing: each (, [ or { and each operator adds one (see docs/security.md). 0 means unlimited.")
 	fs.IntVar(&l.MaxSubquerySteps, FlagMaxSubquerySteps, 11000, "Maximum steps one subquery may evaluate (its range, plus the range it is evaluated over, divided by its step), as a range query may return at most 11,000 points. 0 means unlimited.")
