@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,8 @@ const (
 type Config struct {
 	// QuerierWorkers is how many sub-queries run at once over all
 	// tenants: the queriers' count times the queries each should run at
-	// once (Cortex and Mimir: -querier.max-concurrent per querier).
+	// once, plus one (Cortex and Mimir: -querier.max-concurrent per
+	// querier); 0 is GOMAXPROCS + 1.
 	QuerierWorkers int
 	// MaxOutstandingPerTenant bounds the requests one tenant has waiting.
 	MaxOutstandingPerTenant int
@@ -34,14 +36,14 @@ type Config struct {
 
 // RegisterFlags registers the flags of the queue.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.QuerierWorkers, FlagQuerierWorkers, 16, "Sub-queries the query frontend runs at once against its queriers, over every tenant: the number of queriers times the queries each should run at once (as Cortex and Mimir's -querier.max-concurrent per querier). The rest wait in per-tenant queues served round-robin.")
+	fs.IntVar(&c.QuerierWorkers, FlagQuerierWorkers, 0, "Sub-queries the query frontend runs at once against its queriers, over every tenant; the rest wait in per-tenant queues served round-robin. One tenant never holds every worker: one stays free for another tenant's next sub-query. With roles apart set it to the queriers' count times the queries each should run at once, plus one (Cortex and Mimir's -querier.max-concurrent per querier). 0 means GOMAXPROCS + 1, for the querier in this process.")
 	fs.IntVar(&c.MaxOutstandingPerTenant, FlagMaxOutstanding, 100, "Sub-queries one tenant may have waiting in the query frontend's queue; more are refused with 429.")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if c.QuerierWorkers <= 0 {
-		return fmt.Errorf("-%s must be positive, got %d", FlagQuerierWorkers, c.QuerierWorkers)
+	if c.QuerierWorkers < 0 {
+		return fmt.Errorf("-%s must not be negative, got %d", FlagQuerierWorkers, c.QuerierWorkers)
 	}
 	if c.MaxOutstandingPerTenant <= 0 {
 		return fmt.Errorf("-%s must be positive, got %d", FlagMaxOutstanding, c.MaxOutstandingPerTenant)
@@ -78,6 +80,7 @@ func (e *TooManyOutstandingError) Is(target error) bool { return target == ErrTo
 // worker slots. It is safe for concurrent use.
 type Queue struct {
 	cfg     Config
+	workers int
 	limits  Limits
 	logger  *slog.Logger
 	metrics *metrics
@@ -110,8 +113,12 @@ func New(cfg Config, lim Limits, logger *slog.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	q := &Queue{cfg: cfg, limits: lim, logger: logger, free: cfg.QuerierWorkers, tenants: map[string]*tenantQueue{}}
-	q.metrics = newMetrics(reg, cfg.QuerierWorkers, q.busy)
+	workers := cfg.QuerierWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0) + 1
+	}
+	q := &Queue{cfg: cfg, workers: workers, limits: lim, logger: logger, free: workers, tenants: map[string]*tenantQueue{}}
+	q.metrics = newMetrics(reg, workers, q.busy)
 	return q, nil
 }
 
@@ -229,7 +236,7 @@ func (q *Queue) dispatch() {
 		for range len(q.ring) {
 			tenant := q.ring[q.next]
 			tq := q.tenants[tenant]
-			if limit := q.parallelism(tenant); limit > 0 && tq.active >= limit {
+			if tq.active >= q.maxHeld(tenant) {
 				q.next = (q.next + 1) % len(q.ring)
 				continue
 			}
@@ -277,6 +284,18 @@ func (q *Queue) leaveRing(tenant string) {
 	}
 }
 
+// maxHeld is the slots tenant may hold: its max_query_parallelism, and
+// never every slot (when there are several): one stays for the next
+// request of another tenant, which then starts at once instead of waiting
+// for a piece of a flood to finish.
+func (q *Queue) maxHeld(tenant string) int {
+	held := max(1, q.workers-1)
+	if limit := q.parallelism(tenant); limit > 0 {
+		held = min(held, limit)
+	}
+	return held
+}
+
 // parallelism is the slots tenant may hold: its max_query_parallelism,
 // the smallest of them for a federated tenant set; 0 means no limit.
 func (q *Queue) parallelism(tenant string) int {
@@ -295,7 +314,7 @@ func (q *Queue) parallelism(tenant string) int {
 func (q *Queue) busy() float64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return float64(q.cfg.QuerierWorkers - q.free)
+	return float64(q.workers - q.free)
 }
 
 func insertAt(s []string, i int, v string) []string {

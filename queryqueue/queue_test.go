@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,8 +146,8 @@ func TestFairness(t *testing.T) {
 }
 
 // TestMaxQueryParallelism: a tenant holds at most its max_query_parallelism
-// workers (the smallest of a federated set's), and the other workers go to
-// other tenants at once.
+// workers (the smallest of a federated set's), never the last free one, and
+// the other workers go to other tenants at once.
 func TestMaxQueryParallelism(t *testing.T) {
 	lim := func(n int) limits.Limits { return limits.Limits{MaxQueryParallelism: n} }
 	for _, tc := range []struct {
@@ -155,7 +156,8 @@ func TestMaxQueryParallelism(t *testing.T) {
 	}{
 		{"own limit", "a", 3},
 		{"federated: smallest", "a|c", 2},
-		{"zero: every worker", "z", 8},
+		{"zero: every worker but one", "z", 7},
+		{"default (14): every worker but one", "d", 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{QuerierWorkers: 8, MaxOutstandingPerTenant: 100},
@@ -169,14 +171,12 @@ func TestMaxQueryParallelism(t *testing.T) {
 			if busy := h.q.busy(); int(busy) != tc.limit {
 				t.Fatalf("%v workers busy, want %d", busy, tc.limit)
 			}
-			if tc.limit < 8 {
-				h.submit(t.Context(), "b", "b0")
-				if n := h.next(); n != "b0" {
-					t.Fatalf("%s started, want b0 on a free worker", n)
-				}
-				if err := h.finish("b0"); err != nil {
-					t.Fatal(err)
-				}
+			h.submit(t.Context(), "b", "b0")
+			if n := h.next(); n != "b0" {
+				t.Fatalf("%s started, want b0 on a free worker", n)
+			}
+			if err := h.finish("b0"); err != nil {
+				t.Fatal(err)
 			}
 			h.finish("x0")
 			if n := h.next(); n != fmt.Sprintf("x%d", tc.limit) {
@@ -280,7 +280,7 @@ func TestWait(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	two := limits.Limits{MaxQueryParallelism: 2}
 	h := newHarness(t, Config{QuerierWorkers: 4, MaxOutstandingPerTenant: 1000}, map[string]limits.Limits{"0": two, "1": two})
-	limit := [5]int64{2, 2, 4, 4, 4}
+	limit := [5]int64{2, 2, 3, 3, 3} // max_query_parallelism; else every worker but one
 	var wg sync.WaitGroup
 	var active [5]atomic.Int64
 	for i := range 500 {
@@ -309,8 +309,19 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
+// TestDefaultWorkers: 0 workers means GOMAXPROCS + 1.
+func TestDefaultWorkers(t *testing.T) {
+	q, err := New(Config{MaxOutstandingPerTenant: 1}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := runtime.GOMAXPROCS(0) + 1; q.workers != want || q.free != want {
+		t.Fatalf("%d workers, want %d", q.workers, want)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{0, 1}, {1, 0}} {
+	for _, c := range []Config{{-1, 1}, {1, 0}} {
 		if _, err := New(c, nil, nil, nil); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
