@@ -5,9 +5,12 @@
 // (-query-frontend.querier-workers). Each tenant (or federated tenant set)
 // has its own FIFO queue of waiting requests. Whenever a slot is free the
 // Queue hands it to the head of the next tenant's queue in round-robin
-// order, skipping tenants that already hold max_query_parallelism slots, so
-// a tenant flooding the frontend with work holds at most that many slots
-// and every other tenant with work is served within one turn of the ring.
+// order, skipping tenants that already hold max_query_parallelism slots or
+// every slot but one, so a tenant flooding the frontend with work leaves a
+// slot free for another tenant's next request, and every other tenant with
+// work is served within one turn of the ring. The default, GOMAXPROCS + 1
+// slots, fits the querier in the same process: its work is CPU-bound, and
+// more slots than cores share the cores more thinly between more queries.
 //
 // Invariants, under the Queue's mutex:
 //   - a tenant is in the ring exactly while its queue is non-empty;
