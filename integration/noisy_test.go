@@ -98,7 +98,9 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 }
 
 // flood runs tenant a's expensive query from 32 goroutines until stop is
-// closed; it counts the answers, and refusals that name a limit (429).
+// closed; it counts the answers, and refusals that name the queue's limit
+// (429: 32 queries split into days are more pieces than a tenant may have
+// waiting), after which a goroutine backs off as a client does.
 type flood struct {
 	ok, refused atomic.Int64
 	inFlight    atomic.Int64
@@ -125,6 +127,7 @@ func startFlood(base string, v url.Values, stop <-chan struct{}) *flood {
 					f.ok.Add(1)
 				case err == nil && code == http.StatusTooManyRequests && strings.Contains(body, "-query-frontend.max-outstanding-requests-per-tenant"):
 					f.refused.Add(1)
+					time.Sleep(100 * time.Millisecond) // a client backs off on 429
 				default:
 					f.mu.Lock()
 					f.err = errors.Join(f.err, fmt.Errorf("tenant a: %d %.300s %v", code, body, err))
