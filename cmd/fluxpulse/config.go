@@ -18,6 +18,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/storegateway"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -53,10 +54,11 @@ type serverConfig struct {
 	cluster      clusterConfig
 	ha           hatracker.Config
 	deletion     deletion.Config
+	storeGateway storegateway.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
+	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, store-gateway, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
 	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
 	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
@@ -83,6 +85,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.cluster.registerFlags(fs)
 	c.ha.RegisterFlags(fs)
 	c.deletion.RegisterFlags(fs)
+	c.storeGateway.RegisterFlags(fs)
 }
 
 func (c *serverConfig) validate() error {
@@ -98,6 +101,9 @@ func (c *serverConfig) validate() error {
 		if err := c.cluster.validate(r); err != nil {
 			return err
 		}
+	}
+	if r[roleStoreGateway] && !c.storeGateway.ShardingEnabled {
+		return fmt.Errorf("-target=%s: a store-gateway serves its share of the blocks to queriers that ask it; set -store-gateway.sharding-enabled on it and on every querier and ruler", r)
 	}
 	if err := c.alertmanager.validate(); err != nil {
 		return err
@@ -116,6 +122,7 @@ func (c *serverConfig) resolvePaths() {
 		c.runtimeFile = filepath.Join(c.dataDir, "runtime.yaml")
 	}
 	c.store.Dir = filepath.Join(c.dataDir, "store")
+	c.storeGateway.SyncInterval = c.store.SyncInterval
 	if c.auditFile == "" {
 		c.auditFile = filepath.Join(c.dataDir, "audit", "audit.log")
 	}

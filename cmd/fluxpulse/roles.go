@@ -15,10 +15,11 @@ const (
 	roleCompactor    = "compactor"
 	roleRuler        = "ruler"
 	roleAlertmanager = "alertmanager"
+	roleStoreGateway = "store-gateway"
 )
 
 // knownRoles are the roles -target may name, besides all.
-var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleCompactor, roleRuler, roleAlertmanager}
+var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleCompactor, roleRuler, roleAlertmanager, roleStoreGateway}
 
 // roles is the set of roles of a process.
 type roles map[string]bool

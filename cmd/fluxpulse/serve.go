@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/alertmanager"
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/cluster"
 	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/hatracker"
@@ -84,6 +85,7 @@ type process struct {
 	usage      *usage.Recorder
 	storage    *storage
 	member     *clusterMember             // nil in -target=all
+	sgRing     *cluster.RoleRing          // the store-gateway ring, once added
 	ha         *hatracker.Tracker         // nil without -distributor.ha-tracker.enable
 	grpcServer *grpcServer                // when roles run apart and one is reached over gRPC
 	am         *alertmanager.Alertmanager // nil unless this process runs the alertmanager
@@ -234,6 +236,11 @@ func (p *process) addApartRoles() error {
 		}
 		if r[roleQuerier] {
 			p.addAdmin(clusterTenants{p.member}, q.store)
+		}
+	}
+	if r[roleStoreGateway] {
+		if err := p.addStoreGateway(); err != nil {
+			return err
 		}
 	}
 	if r[roleAlertmanager] {
