@@ -59,7 +59,7 @@ type cluster struct {
 	queriers     []*node
 	rulers       []*node
 	compactors   []*node
-	gateways     []*node // store-gateways
+	gateways     []*node  // store-gateways
 	ruler, am    *node    // with options.alerting: the first ruler, the alertmanager
 	common       []string // arguments of every node
 	zones        []string
