@@ -26,10 +26,6 @@ type RoleRingConfig struct {
 	HeartbeatTimeout  time.Duration
 	NumTokens         int
 	TokensFile        string // empty: tokens are not kept across restarts
-	// AnyReplica: a key's replication set is its healthy owners, however
-	// few (the store-gateways': one replica of a block answers for it);
-	// otherwise a quorum of them must be healthy.
-	AnyReplica bool
 }
 
 // RegisterFlagsWithPrefix registers the ring's flags as -<prefix>.… (Mimir's
@@ -90,11 +86,10 @@ func (n *Node) AddRing(name, prefix string, cfg RoleRingConfig, addr string) (*R
 	rcfg := ring.Config{HeartbeatTimeout: cfg.HeartbeatTimeout, ReplicationFactor: cfg.ReplicationFactor, ZoneAwarenessEnabled: cfg.ZoneAwareness}
 	rr := &RoleRing{name: name, prefix: prefix, cfg: cfg}
 	var err error
-	strategy := ring.NewDefaultReplicationStrategy()
-	if cfg.AnyReplica {
-		strategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
-	}
-	rr.ring, err = ring.NewWithStoreClientAndStrategy(rcfg, name, name, n.ringKV, strategy,
+	// As in Mimir's store-gateway: a read of a role's ring takes the
+	// healthy instances of an item's set, however few, and Owner walks
+	// past unhealthy ones; nothing needs a quorum of them.
+	rr.ring, err = ring.NewWithStoreClientAndStrategy(rcfg, name, name, n.ringKV, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(),
 		prometheus.WrapRegistererWithPrefix("fluxpulse_dskit_", n.reg), n.logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s ring: %w", name, err)

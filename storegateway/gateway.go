@@ -37,7 +37,6 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ShardingEnabled, "store-gateway.sharding-enabled", false, "Shard shipped blocks over the store-gateways of the store-gateway ring: queriers and rulers read blocks through them instead of downloading indexes themselves. Set it on every process of a cluster that runs store-gateways (-target=all ignores it).")
 	c.Ring.RegisterFlagsWithPrefix(fs, RingPrefix, "store-gateway", 3)
-	c.Ring.AnyReplica = true
 }
 
 // Validate checks the configuration.
