@@ -168,8 +168,8 @@ const minResync = time.Second
 // the caller releases each. With ids set, only those blocks are
 // returned, and held lists every one of ids the store holds (overlapping
 // or not): what it can answer for. The block list is synced first if it
-// is older than the sync interval, or, when a block of ids is missing,
-// than minResync.
+// is older than the sync interval, or, when a block of ids that the store
+// owns is missing, than minResync.
 func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64, ids []ulid.ULID) (out []*block, held []ulid.ULID, err error) {
 	if err := tenantauth.ValidateID(tenantID); err != nil {
 		return nil, nil, err
@@ -181,7 +181,7 @@ func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64, i
 	defer t.release()
 	stale := time.Since(t.synced) > s.cfg.SyncInterval
 	if !stale && ids != nil && !t.shredded && time.Since(t.synced) > minResync {
-		stale = slices.ContainsFunc(ids, func(id ulid.ULID) bool { return t.blocks[id] == nil })
+		stale = slices.ContainsFunc(ids, func(id ulid.ULID) bool { return t.blocks[id] == nil && (s.owns == nil || s.owns(t.id, id)) })
 	}
 	if stale {
 		if err := s.syncLocked(ctx, t); err != nil {
