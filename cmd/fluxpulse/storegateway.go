@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
-	"time"
 
 	ringclient "github.com/grafana/dskit/ring/client"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/fluxpulse/fluxpulse/blockstore"
@@ -90,12 +87,7 @@ func (p *process) storeGateways() (*gatewaySource, error) {
 	factory := ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
 		return rpc.DialStoreGateway(addr, cred, ctls)
 	})
-	clients := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_store_gateway_clients", Help: "Open connections to store-gateways."})
-	p.reg.MustRegister(clients)
-	pool := ringclient.NewPool("store-gateway", ringclient.PoolConfig{CheckInterval: 10 * time.Second, HealthCheckEnabled: true,
-		HealthCheckTimeout: time.Second, HealthCheckGracePeriod: 30 * time.Second},
-		ringclient.NewRingServiceDiscovery(rr.Ring()), factory, clients, cluster.GoKit(p.logger.With("component", "store-gateway-pool")))
-	p.addLoop(func(ctx context.Context) error { return runService(ctx, pool) })
+	pool := p.clientPool("store-gateway", rr.Ring(), factory)
 	p.checks = append(p.checks, func() string {
 		if _, err := rr.Ring().GetAllHealthy(cluster.BlocksRead); err != nil {
 			return "no ACTIVE store-gateway in the ring yet: " + err.Error()
