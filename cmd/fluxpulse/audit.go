@@ -69,7 +69,7 @@ func auditRuntimeChanges(files *cliFiles, old, cur *runtimeconfig.Config) {
 	actor := cliActor()
 	for _, ch := range runtimeconfig.Diff(old, cur) {
 		l.Log(audit.Entry{Actor: actor, Tenant: ch.Tenant, Action: ch.Action, Target: ch.Target,
-			Outcome: audit.OutcomeSuccess, Details: map[string]any{"runtime_file": files.runtimeFile}})
+			Outcome: audit.OutcomeSuccess, Details: map[string]any{"runtime_file": files.where()}})
 	}
 	if err := l.Close(); err != nil {
 		logger.Error("close audit log", "err", err)

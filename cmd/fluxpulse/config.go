@@ -35,6 +35,7 @@ type serverConfig struct {
 	configPage      string // every flag and its value, secrets redacted
 	runtimeFile     string
 	runtimeReload   time.Duration
+	runtimeBackend  string
 	auditFile       string
 	auditSync       bool
 	tls             tlsConfig
@@ -66,7 +67,8 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
 	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
-	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime configuration is checked for changes.")
+	fs.StringVar(&c.runtimeBackend, "runtime-config.backend", runtimeBackendFile, "Where the runtime configuration (tenants, token hashes, limits) lives: file (-runtime-config.file, on each machine) or bucket (one configuration for the whole cluster, encrypted in the bucket, changed through the admin API or the CLI; docs/scaling.md).")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
 	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)
@@ -91,6 +93,9 @@ func (c *serverConfig) validate() error {
 		return err
 	}
 	c.roles = r
+	if c.runtimeBackend != runtimeBackendFile && c.runtimeBackend != runtimeBackendBucket {
+		return fmt.Errorf("-runtime-config.backend must be %s or %s, got %q", runtimeBackendFile, runtimeBackendBucket, c.runtimeBackend)
+	}
 	if err := c.ha.Validate(); err != nil {
 		return err
 	}

@@ -90,6 +90,7 @@ type process struct {
 	deletions  *deletions
 	compactor  *compactor.Compactor   // nil without the compactor role
 	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
+	runtimeEd  runtimeEditor          // changes the runtime configuration (admin API)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -126,18 +127,13 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 	p.onClose("audit log", p.audit.Close)
 	p.obs = &observers{audit: p.audit}
 	auth.OnFailure(p.obs.authFailure)
-	watcher, err := loadRuntimeConfig(cfg, auth, p.limits, p.obs.runtimeChange, logger.With("component", "runtime-config"), reg)
-	if err != nil {
-		return nil, errors.Join(err, p.close())
-	}
-	if watcher != nil {
-		p.runtime = watcher
-		p.addLoop(watcher.Run)
-	}
 	if p.storage, err = openServerStorage(cfg, logger, reg); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.openRuntimeConfig(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	if err := p.openDeletions(); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
