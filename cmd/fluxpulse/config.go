@@ -36,6 +36,8 @@ type serverConfig struct {
 	runtimeFile     string
 	runtimeReload   time.Duration
 	runtimeBackend  string
+	instanceID      string
+	usageCheckpoint time.Duration
 	auditFile       string
 	auditSync       bool
 	tls             tlsConfig
@@ -69,6 +71,8 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
 	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime configuration is checked for changes.")
 	fs.StringVar(&c.runtimeBackend, "runtime-config.backend", runtimeBackendFile, "Where the runtime configuration (tenants, token hashes, limits) lives: file (-runtime-config.file, on each machine) or bucket (one configuration for the whole cluster, encrypted in the bucket, changed through the admin API or the CLI; docs/scaling.md).")
+	fs.StringVar(&c.instanceID, "server.instance-id", "", "Name of this process in the bucket, where its usage hours and audit segments are kept. Default: the ingester ring ID for an ingester running apart, else an ID made on the first start and kept in <data.dir>/instance-id.")
+	fs.DurationVar(&c.usageCheckpoint, "usage.checkpoint-period", time.Minute, "How often the usage of the hour in progress is written, to <data.dir>/usage and to the bucket.")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
 	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)

@@ -91,6 +91,7 @@ type process struct {
 	compactor  *compactor.Compactor   // nil without the compactor role
 	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
 	runtimeEd  runtimeEditor          // changes the runtime configuration (admin API)
+	instance   string                 // this process's name in the bucket (instanceID)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -121,6 +122,9 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 	p := &process{cfg: cfg, logger: logger, reg: reg, limits: limits.NewOverrides(cfg.limits), auth: auth,
 		public: http.NewServeMux(), internal: http.NewServeMux()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if p.instance, err = instanceID(cfg); err != nil {
+		return nil, err
+	}
 	if p.audit, err = openServerAudit(cfg, logger.With("component", "audit"), reg); err != nil {
 		return nil, err
 	}
