@@ -38,6 +38,7 @@ type serverConfig struct {
 	runtimeBackend  string
 	instanceID      string
 	usageCheckpoint time.Duration
+	auditSegments   time.Duration
 	auditFile       string
 	auditSync       bool
 	tls             tlsConfig
@@ -74,6 +75,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.instanceID, "server.instance-id", "", "Name of this process in the bucket, where its usage hours and audit segments are kept. Default: the ingester ring ID for an ingester running apart, else an ID made on the first start and kept in <data.dir>/instance-id.")
 	fs.DurationVar(&c.usageCheckpoint, "usage.checkpoint-period", time.Minute, "How often the usage of the hour in progress is written, to <data.dir>/usage and to the bucket.")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
+	fs.DurationVar(&c.auditSegments, "audit.segment-period", time.Minute, "How often the entries appended to the audit log are sealed in a segment and shipped to the bucket, where `fluxpulse audit verify -bucket` checks every process's chain.")
 	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)
 	c.storage.RegisterFlags(fs)

@@ -135,6 +135,9 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.shipAudit(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	if err := p.openRuntimeConfig(); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
