@@ -64,8 +64,10 @@ type BucketStore struct {
 	flagDefaults limits.Limits
 	now          func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]Op // change name → its content; changes never change
+	mu        sync.Mutex
+	cache     map[string]Op // change name → its content; changes never change
+	last      replayed      // of lastNames: a reload that finds no new change replays nothing
+	lastNames []string
 }
 
 // NewBucketStore returns the store of the change objects in objs.
@@ -94,6 +96,12 @@ func (s *BucketStore) replay(ctx context.Context) (replayed, error) {
 		return replayed{}, fmt.Errorf("list runtime changes: %w", err)
 	}
 	slices.Sort(names)
+	s.mu.Lock()
+	if s.last.file != nil && slices.Equal(names, s.lastNames) {
+		defer s.mu.Unlock()
+		return s.last, nil // its file is never changed: Apply works on a clone
+	}
+	s.mu.Unlock()
 	r := replayed{file: &File{Tenants: map[string]*Tenant{}}, skipped: map[string]error{}}
 	for _, name := range names {
 		op, err := s.op(ctx, name)
@@ -108,6 +116,9 @@ func (s *BucketStore) replay(ctx context.Context) (replayed, error) {
 			r.skipped[name] = err
 		}
 	}
+	s.mu.Lock()
+	s.last, s.lastNames = r, names
+	s.mu.Unlock()
 	return r, nil
 }
 
