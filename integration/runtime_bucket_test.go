@@ -89,7 +89,8 @@ func waitAll(t *testing.T, nodes []*node, within time.Duration, what string, che
 // token created through one process's admin API, and the token's
 // revocation through another's, take effect on every distributor and
 // querier within the reload period; concurrent edits through two processes
-// lose nothing; the CLI talks to the admin API with -url.
+// lose nothing; the CLI talks to the admin API with -url; a limit set
+// through one process applies on every distributor.
 func TestClusterRuntimeConfigInBucket(t *testing.T) {
 	const reload = 2 * time.Second
 	// The measure allows the poll's own delays (100ms, a request per node)
@@ -156,6 +157,31 @@ func TestClusterRuntimeConfigInBucket(t *testing.T) {
 	if !strings.Contains(out, "acme") || strings.Contains(out, created.Data.ID) {
 		t.Errorf("tenant list through the API: want acme without the revoked token:\n%s", out)
 	}
+	checkCLIAndLimits(t, c, op, within)
+}
+
+// checkCLIAndLimits creates a tenant and its token with the CLI through
+// the admin API of two processes, then lowers a limit of the tenant
+// through a third: every distributor applies it within the reload period.
+func checkCLIAndLimits(t *testing.T, c *cluster, op string, within time.Duration) {
+	c.cli("tenant", "create", "-tenant", "beta", "-url", c.distributors[1].url(), "-token", op)
+	tok := tokenRE.FindString(c.cli("token", "create", "-tenant", "beta", "-scopes", "write", "-url", c.queriers[0].url(), "-token", op))
+	if tok == "" {
+		t.Fatal("token create -url printed no token")
+	}
+	waitAll(t, c.distributors, within, "token created with the CLI", func(n *node) (bool, string) {
+		s, b := authed(t, "POST", n.url()+"/api/v1/push", tok, upBody(t, n.name))
+		return s == 204, fmt.Sprintf("%d %s", s, b)
+	})
+	// upBody's series has 3 labels.
+	if s, b := authed(t, "PUT", c.queriers[1].url()+"/api/v1/admin/tenants/beta/limits", op, map[string]any{"max_label_names_per_series": 2}); s != 200 {
+		t.Fatalf("set limits: %d %s", s, b)
+	}
+	took := waitAll(t, c.distributors, within, "lowered limit", func(n *node) (bool, string) {
+		s, b := authed(t, "POST", n.url()+"/api/v1/push", tok, upBody(t, n.name))
+		return s == 400 && strings.Contains(string(b), "max_label_names_per_series"), fmt.Sprintf("%d %s", s, b)
+	})
+	t.Logf("a limit set through one process applied on every distributor after %v", took)
 }
 
 // checkConcurrentAdmin creates 20 tenants through two processes at once:
