@@ -10,10 +10,10 @@ import (
 	"github.com/fluxpulse/fluxpulse/encryption"
 )
 
-// TestSegmentsVerifyAndNameDamage ships a log in three segments and checks
-// that VerifySegments passes, then names the segment that has a changed
-// byte, that is missing from the middle, or from the end (#17).
-func TestSegmentsVerifyAndNameDamage(t *testing.T) {
+// shipSegments ships a log of 12 entries in three segments of instance q-0
+// and returns the store and the raw bucket under it.
+func shipSegments(t *testing.T) (*encryption.SystemStore, bucket.Bucket) {
+	t.Helper()
 	dir := t.TempDir()
 	kf, err := encryption.LoadOrCreate(filepath.Join(dir, "keys.json"))
 	if err != nil {
@@ -42,6 +42,14 @@ func TestSegmentsVerifyAndNameDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = l.Close()
+	return store, raw
+}
+
+// TestSegmentsVerifyAndNameDamage ships a log in three segments and checks
+// that VerifySegments passes, then names the segment that has a changed
+// byte, that is missing from the middle, or from the end (#17).
+func TestSegmentsVerifyAndNameDamage(t *testing.T) {
+	store, raw := shipSegments(t)
 	if insts, err := Instances(t.Context(), store); err != nil || len(insts) != 1 || insts[0] != "q-0" {
 		t.Fatalf("instances %v, %v", insts, err)
 	}
