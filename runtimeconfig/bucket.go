@@ -27,6 +27,20 @@ type ObjectStore interface {
 	Delete(ctx context.Context, name string) error
 }
 
+// KeyPurpose is the label the keys sealing the change objects are derived
+// under from the master keys (encryption.KeyFile.Derive). They belong to no
+// tenant, so crypto-shredding a tenant leaves the configuration readable,
+// and every process of a cluster has them, as it has the master keys.
+const KeyPurpose = "fluxpulse runtime configuration v1"
+
+// StoreDir is the directory of the bucket backend below the system prefix.
+const StoreDir = "runtime"
+
+// ErrRefused is wrapped by the errors of a change that cannot apply (it
+// conflicts with the configuration, or would make it invalid), as opposed
+// to a failure to read or write it.
+var ErrRefused = errors.New("change refused")
+
 // changesDir holds one object per change, named <time>-<random>, where the
 // time (milliseconds, 20 digits) is never older than the newest change its
 // writer saw.
@@ -50,8 +64,10 @@ type BucketStore struct {
 	flagDefaults limits.Limits
 	now          func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]Op // change name → its content; changes never change
+	mu        sync.Mutex
+	cache     map[string]Op // change name → its content; changes never change
+	last      replayed      // of lastNames: a reload that finds no new change replays nothing
+	lastNames []string
 }
 
 // NewBucketStore returns the store of the change objects in objs.
@@ -80,6 +96,12 @@ func (s *BucketStore) replay(ctx context.Context) (replayed, error) {
 		return replayed{}, fmt.Errorf("list runtime changes: %w", err)
 	}
 	slices.Sort(names)
+	s.mu.Lock()
+	if s.last.file != nil && slices.Equal(names, s.lastNames) {
+		defer s.mu.Unlock()
+		return s.last, nil // its file is never changed: Apply works on a clone
+	}
+	s.mu.Unlock()
 	r := replayed{file: &File{Tenants: map[string]*Tenant{}}, skipped: map[string]error{}}
 	for _, name := range names {
 		op, err := s.op(ctx, name)
@@ -94,6 +116,9 @@ func (s *BucketStore) replay(ctx context.Context) (replayed, error) {
 			r.skipped[name] = err
 		}
 	}
+	s.mu.Lock()
+	s.last, s.lastNames = r, names
+	s.mu.Unlock()
 	return r, nil
 }
 
@@ -161,10 +186,10 @@ func (s *BucketStore) Apply(ctx context.Context, op Op) (old, cur *Config, err e
 		return nil, nil, err
 	}
 	if err := try.Apply(op, s.flagDefaults); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if _, err := s.check(try); err != nil {
-		return nil, nil, fmt.Errorf("the change would make the runtime configuration invalid: %w", err)
+		return nil, nil, fmt.Errorf("%w: the change would make the runtime configuration invalid: %w", ErrRefused, err)
 	}
 	b, err := MarshalOp(op)
 	if err != nil {
@@ -184,6 +209,7 @@ func (s *BucketStore) Apply(ctx context.Context, op Op) (old, cur *Config, err e
 	if serr, skipped := after.skipped[name]; skipped {
 		// A change made at the same time by another process sorts
 		// before this one and conflicts with it.
+		serr = fmt.Errorf("%w: %w", ErrRefused, serr)
 		if err := s.objs.Delete(ctx, name); err != nil {
 			return nil, nil, errors.Join(serr, fmt.Errorf("remove runtime change that did not apply: %w", err))
 		}
@@ -212,5 +238,10 @@ type FileStore struct {
 
 // Apply makes the change in the file under its lock.
 func (s FileStore) Apply(_ context.Context, op Op) (old, cur *Config, err error) {
-	return Edit(s.Path, s.FlagDefaults, func(f *File) error { return f.Apply(op, s.FlagDefaults) })
+	return Edit(s.Path, s.FlagDefaults, func(f *File) error {
+		if err := f.Apply(op, s.FlagDefaults); err != nil {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return nil
+	})
 }

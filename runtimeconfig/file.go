@@ -69,7 +69,7 @@ func Edit(path string, flagDefaults limits.Limits, fn func(*File) error) (old, c
 	// Re-parse what will be written: the file on disk must load.
 	cur, err = Parse(b, flagDefaults)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the change would make the runtime file invalid: %w", err)
+		return nil, nil, fmt.Errorf("%w: the change would make the runtime file invalid: %w", ErrRefused, err)
 	}
 	// old was edited in place by fn; reload it for an honest diff.
 	old, _ = Load(path, flagDefaults)

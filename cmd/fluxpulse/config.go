@@ -36,6 +36,10 @@ type serverConfig struct {
 	configPage      string // every flag and its value, secrets redacted
 	runtimeFile     string
 	runtimeReload   time.Duration
+	runtimeBackend  string
+	instanceID      string
+	usageCheckpoint time.Duration
+	auditSegments   time.Duration
 	auditFile       string
 	auditSync       bool
 	tls             tlsConfig
@@ -68,8 +72,12 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
 	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
-	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime configuration is checked for changes.")
+	fs.StringVar(&c.runtimeBackend, "runtime-config.backend", runtimeBackendFile, "Where the runtime configuration (tenants, token hashes, limits) lives: file (-runtime-config.file, on each machine) or bucket (one configuration for the whole cluster, encrypted in the bucket, changed through the admin API or the CLI; docs/scaling.md).")
+	fs.StringVar(&c.instanceID, "server.instance-id", "", "Name of this process in the bucket, where its usage hours and audit segments are kept. Default: the ingester ring ID for an ingester running apart, else an ID made on the first start and kept in <data.dir>/instance-id.")
+	fs.DurationVar(&c.usageCheckpoint, "usage.checkpoint-period", time.Minute, "How often the usage of the hour in progress is written, to <data.dir>/usage and to the bucket.")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
+	fs.DurationVar(&c.auditSegments, "audit.segment-period", time.Minute, "How often the entries appended to the audit log are sealed in a segment and shipped to the bucket, where `fluxpulse audit verify -bucket` checks every process's chain.")
 	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)
 	c.storage.RegisterFlags(fs)
@@ -94,6 +102,9 @@ func (c *serverConfig) validate() error {
 		return err
 	}
 	c.roles = r
+	if c.runtimeBackend != runtimeBackendFile && c.runtimeBackend != runtimeBackendBucket {
+		return fmt.Errorf("-runtime-config.backend must be %s or %s, got %q", runtimeBackendFile, runtimeBackendBucket, c.runtimeBackend)
+	}
 	if err := c.ha.Validate(); err != nil {
 		return err
 	}

@@ -92,6 +92,8 @@ type process struct {
 	deletions  *deletions
 	compactor  *compactor.Compactor   // nil without the compactor role
 	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
+	runtimeEd  runtimeEditor          // changes the runtime configuration (admin API)
+	instance   string                 // this process's name in the bucket (instanceID)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -122,24 +124,25 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 	p := &process{cfg: cfg, logger: logger, reg: reg, limits: limits.NewOverrides(cfg.limits), auth: auth,
 		public: http.NewServeMux(), internal: http.NewServeMux()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if p.instance, err = instanceID(cfg); err != nil {
+		return nil, err
+	}
 	if p.audit, err = openServerAudit(cfg, logger.With("component", "audit"), reg); err != nil {
 		return nil, err
 	}
 	p.onClose("audit log", p.audit.Close)
 	p.obs = &observers{audit: p.audit}
 	auth.OnFailure(p.obs.authFailure)
-	watcher, err := loadRuntimeConfig(cfg, auth, p.limits, p.obs.runtimeChange, logger.With("component", "runtime-config"), reg)
-	if err != nil {
-		return nil, errors.Join(err, p.close())
-	}
-	if watcher != nil {
-		p.runtime = watcher
-		p.addLoop(watcher.Run)
-	}
 	if p.storage, err = openServerStorage(cfg, logger, reg); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.shipAudit(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
+	if err := p.openRuntimeConfig(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	if err := p.openDeletions(); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
