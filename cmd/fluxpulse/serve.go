@@ -236,6 +236,11 @@ func (p *process) addApartRoles() error {
 			p.addAdmin(clusterTenants{p.member}, q.store)
 		}
 	}
+	if r[roleQueryFrontend] && !r[roleQuerier] {
+		if err := p.addQueryFrontend(); err != nil {
+			return err
+		}
+	}
 	if r[roleAlertmanager] {
 		if err := p.addAlertmanager(); err != nil {
 			return err
