@@ -14,6 +14,7 @@ type Config struct {
 	MaxQueryParallelism    int
 	MaxCacheFreshness      time.Duration
 	LogQueriesLongerThan   time.Duration
+	ResultsCache           CacheConfig
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -23,6 +24,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxQueryParallelism, "query-frontend.max-query-parallelism", 14, "Maximum number of pieces of one split query run at once.")
 	fs.DurationVar(&c.MaxCacheFreshness, "query-frontend.max-cache-freshness", 10*time.Minute, "Results for timestamps newer than this before now are never cached: recent data may still arrive.")
 	fs.DurationVar(&c.LogQueriesLongerThan, "query-frontend.log-queries-longer-than", 0, "Log every query that takes longer than this, with its split count, cache hit ratio, queue time and samples read; 0 disables the log.")
+	c.ResultsCache.RegisterFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -36,5 +38,5 @@ func (c Config) Validate() error {
 	if c.MaxCacheFreshness < 0 || c.LogQueriesLongerThan < 0 {
 		return errors.New("-query-frontend.max-cache-freshness and -query-frontend.log-queries-longer-than must not be negative")
 	}
-	return nil
+	return c.ResultsCache.Validate()
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -46,20 +47,32 @@ type Options struct {
 	// Scheduler runs every request sent to the queriers; nil is
 	// PassThrough.
 	Scheduler Scheduler
-	Logger    *slog.Logger
-	Reg       prometheus.Registerer
+	// Cache keeps results; nil caches nothing. Key and Generation are
+	// then required.
+	Cache      Cache
+	Key        KeyFunc
+	Generation GenerationFunc
+	Logger     *slog.Logger
+	Reg        prometheus.Registerer
+	// Now is the clock that decides what is old enough to cache; nil is
+	// time.Now.
+	Now func() time.Time
 }
 
 // Frontend is the query frontend: an http.Handler in front of next, the
 // queriers' Prometheus query API. Requests reach it with their tenants in
 // the context (tenantauth).
 type Frontend struct {
-	cfg     Config
-	next    http.Handler
-	sched   Scheduler
-	parser  parser.Parser
-	logger  *slog.Logger
-	metrics *metrics
+	cfg        Config
+	next       http.Handler
+	sched      Scheduler
+	cache      Cache
+	key        KeyFunc
+	generation GenerationFunc
+	now        func() time.Time
+	parser     parser.Parser
+	logger     *slog.Logger
+	metrics    *metrics
 }
 
 // New returns a Frontend in front of next.
@@ -73,8 +86,14 @@ func New(cfg Config, next http.Handler, opts Options) (*Frontend, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Frontend{cfg: cfg, next: next, sched: opts.Scheduler, parser: parser.NewParser(parser.Options{}),
-		logger: opts.Logger, metrics: newMetrics(opts.Reg)}, nil
+	if opts.Cache != nil && (opts.Key == nil || opts.Generation == nil) {
+		return nil, errors.New("a results cache needs the tenants' keys and cache generations")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Frontend{cfg: cfg, next: next, sched: opts.Scheduler, cache: opts.Cache, key: opts.Key, generation: opts.Generation,
+		now: opts.Now, parser: parser.NewParser(parser.Options{}), logger: opts.Logger, metrics: newMetrics(opts.Reg)}, nil
 }
 
 // ServeHTTP splits, aligns and merges range queries and passes everything
@@ -109,7 +128,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.metrics.queries.WithLabelValues("split").Inc()
-	f.serveSplit(w, r, tenant, q)
+	f.serveSplit(w, r, ids, q)
 }
 
 // passThrough sends r to the queriers through the scheduler and copies
@@ -177,8 +196,10 @@ type pieceResult struct {
 
 // serveSplit runs the pieces of q, at most MaxQueryParallelism at once,
 // and writes the merged answer.
-func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, tenant string, q rangeQuery) {
+func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, ids []string, q rangeQuery) {
+	tenant := strings.Join(ids, tenantauth.FederationSeparator)
 	pieces := split(q.start, q.end, q.step, f.cfg.SplitQueriesByInterval.Milliseconds())
+	sl := f.sealerFor(r, ids)
 	f.metrics.pieces.Add(float64(len(pieces)))
 	results := make([]pieceResult, len(pieces))
 	errs := make([]error, len(pieces))
@@ -198,7 +219,7 @@ func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, tenant str
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[k], errs[k] = f.runPiece(ctx, r, tenant, q.pieceForm(p))
+			results[k], errs[k] = f.cachedPiece(ctx, r, tenant, q, p, sl)
 			if errs[k] != nil || results[k].status != http.StatusOK {
 				failed.Do(func() { first = k; cancel() })
 			}

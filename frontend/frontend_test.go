@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -223,6 +224,7 @@ func TestSplitEqualsUnsplit(t *testing.T) {
 	cfg.AlignQueriesWithStep = true
 	aligned := newTestFrontend(t, cfg, engine)
 	end := dataStart.Add(dataSpan - 10*time.Minute)
+	cached, _ := newCachedFrontend(t, cfg, engine, func() time.Time { return end.Add(-3 * time.Hour) })
 	splits := 0
 	for _, rg := range comparedRanges {
 		for _, odd := range []time.Duration{0, 17*time.Minute + 13*time.Second + 250*time.Millisecond} {
@@ -238,9 +240,11 @@ func TestSplitEqualsUnsplit(t *testing.T) {
 				rq.align()
 				alignedParams := rq.pieceForm(piece{rq.start, rq.end})
 				wantCode, want = get(t, engine, alignedParams)
-				gotCode, got = get(t, aligned, params)
-				if wantCode != gotCode || !reflect.DeepEqual(want, got) {
-					t.Errorf("%s over %s from %s (aligned): engine %d %.600v\nfrontend %d %.600v", q, rg.span, start, wantCode, want, gotCode, got)
+				for k, fe := range []*Frontend{aligned, cached, cached} {
+					gotCode, got = get(t, fe, params)
+					if wantCode != gotCode || !reflect.DeepEqual(want, got) {
+						t.Errorf("%s over %s from %s (aligned, frontend %d): engine %d %.600v\nfrontend %d %.600v", q, rg.span, start, k, wantCode, want, gotCode, got)
+					}
 				}
 				if splittable(aligned.parser, rq) && len(split(rq.start, rq.end, rq.step, cfg.SplitQueriesByInterval.Milliseconds())) > 1 {
 					splits++
@@ -254,7 +258,27 @@ func TestSplitEqualsUnsplit(t *testing.T) {
 }
 
 func testConfig() Config {
-	return Config{AlignQueriesWithStep: true, SplitQueriesByInterval: 24 * time.Hour, MaxQueryParallelism: 4, MaxCacheFreshness: 10 * time.Minute}
+	return Config{AlignQueriesWithStep: true, SplitQueriesByInterval: 24 * time.Hour, MaxQueryParallelism: 4, MaxCacheFreshness: 10 * time.Minute,
+		ResultsCache: CacheConfig{Backend: BackendNone}}
+}
+
+// newCachedFrontend is a frontend with an in-process results cache and the
+// clock now; it returns the frontend's registry too.
+func newCachedFrontend(t testing.TB, cfg Config, next http.Handler, now func() time.Time) (*Frontend, *prometheus.Registry) {
+	t.Helper()
+	cfg.ResultsCache = CacheConfig{Backend: BackendFastcache, FastcacheSizeMB: 32}
+	c, err := NewCache(cfg.ResultsCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	f, err := New(cfg, next, Options{Cache: c, Reg: reg, Now: now,
+		Key:        func(_ context.Context, tenant string) ([]byte, error) { return []byte("secret of " + tenant), nil },
+		Generation: func(context.Context, string) (string, error) { return "0", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, reg
 }
 
 func newTestFrontend(t testing.TB, cfg Config, next http.Handler) *Frontend {

@@ -50,8 +50,9 @@ var longRanges = []struct {
 
 // longRangeData returns remote-write 1.0 requests, in time order, with one
 // sample a minute from start to end of node_exporter-like series, a
-// counter, a series that stops, and native histograms.
-func longRangeData(t *testing.T, start, end time.Time) [][]byte {
+// counter, a series that stops, and native histograms; only the samples
+// from the from-th minute on.
+func longRangeData(t *testing.T, start, end time.Time, from int) [][]byte {
 	t.Helper()
 	type gen struct {
 		labels []prompb.Label
@@ -87,7 +88,7 @@ func longRangeData(t *testing.T, start, end time.Time) [][]byte {
 	gens = append(gens, gen{labels: lbl("__name__", "batch_last_success", "job", "batch"), value: func(k int) float64 { return float64(k / 60) }, to: total / 2})
 	var bodies [][]byte
 	const perRequest = 120
-	for first := 0; first < total; first += perRequest {
+	for first := from; first < total; first += perRequest {
 		var req prompb.WriteRequest
 		for _, g := range gens {
 			s := prompb.TimeSeries{Labels: g.labels}
@@ -190,7 +191,7 @@ func compareLongRanges(t *testing.T, prom string, fps []string, tenant string, e
 func TestQueryFrontendEqualsPrometheus(t *testing.T) {
 	end := time.Now().Truncate(time.Minute)
 	start := end.Add(-8*24*time.Hour - 3*time.Hour)
-	bodies := longRangeData(t, start, end)
+	bodies := longRangeData(t, start, end, 0)
 	prom := startPrometheusArgs(t, func(string) string { return "global: {evaluation_interval: 1m}\n" }, "", "", "--web.enable-remote-write-receiver")
 	split := startFluxPulse(t, "-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-querier.max-subquery-steps=0")
 	plain := startFluxPulse(t, "-auth.mode=header", "-distributor.ingestion-rate-limit=0", "-querier.max-subquery-steps=0", "-query-frontend.split-queries-by-interval=0", "-query-frontend.align-queries-with-step=false")

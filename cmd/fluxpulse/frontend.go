@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"net/http"
@@ -36,11 +39,44 @@ func (c frontendConfig) validate(r roles) error {
 	return nil
 }
 
-// newFrontend builds the query frontend in front of next.
+// newFrontend builds the query frontend in front of next, with its
+// results cache: values encrypted with a key derived from each tenant's
+// data key, entries named by the tenant's deletion requests so that a new
+// one (or a cancelled one) makes every cached result of the tenant
+// unreachable.
 func (p *process) newFrontend(next http.Handler) (*frontend.Frontend, error) {
+	cache, err := frontend.NewCache(p.cfg.frontend.ResultsCache)
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		p.onClose("results cache", cache.Close)
+	}
 	return frontend.New(p.cfg.frontend.Config, next, frontend.Options{
-		Logger: p.logger.With("component", "query-frontend"), Reg: p.reg,
+		Cache: cache,
+		Key: func(ctx context.Context, tenant string) ([]byte, error) {
+			_, key, err := p.storage.keys.DerivedKey(ctx, tenant, "results cache", 32)
+			return key, err
+		},
+		Generation: p.cacheGeneration,
+		Logger:     p.logger.With("component", "query-frontend"), Reg: p.reg,
 	})
+}
+
+// cacheGeneration is a digest of the tenant's deletion requests that hide
+// data, as the read path sees them (this process's deletion cache, which
+// every process reloads from the bucket).
+func (p *process) cacheGeneration(ctx context.Context, tenant string) (string, error) {
+	reqs, err := p.deletions.cache.Hiding(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, r := range reqs {
+		h.Write([]byte(r.ID))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 // frontQuerier puts the query frontend in front of the querier of this
