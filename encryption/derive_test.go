@@ -2,7 +2,11 @@ package encryption_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
+
+	"github.com/fluxpulse/fluxpulse/bucket/buckettest"
+	"github.com/fluxpulse/fluxpulse/encryption"
 )
 
 // TestDerivedKey: a derived key is the same for the same tenant, purpose
@@ -10,6 +14,12 @@ import (
 // rotation and after the tenant's keys are deleted (#15).
 func TestDerivedKey(t *testing.T) {
 	e := newEnv(t, newFilesystem(t))
+	if _, _, err := e.kr.DerivedKey(t.Context(), "tenant-a", "results cache", 32); !errors.Is(err, encryption.ErrKeyNotFound) {
+		t.Fatalf("a tenant without keys: %v, want ErrKeyNotFound", err)
+	}
+	for _, tenant := range []string{"tenant-a", "tenant-b"} {
+		buckettest.Upload(t, e.enc, tenant+"/x", []byte("x")) // its first data key
+	}
 	derive := func(tenant, purpose string) []byte {
 		t.Helper()
 		_, k, err := e.kr.DerivedKey(t.Context(), tenant, purpose, 32)
@@ -40,7 +50,7 @@ func TestDerivedKey(t *testing.T) {
 	if err := e.kr.DeleteTenantKeys(t.Context(), "tenant-a"); err != nil {
 		t.Fatal(err)
 	}
-	if k := derive("tenant-a", "results cache"); bytes.Equal(k, rotated) || bytes.Equal(k, a) {
-		t.Error("deleting the tenant's keys keeps the derived key")
+	if _, _, err := e.kr.DerivedKey(t.Context(), "tenant-a", "results cache", 32); !errors.Is(err, encryption.ErrKeyNotFound) {
+		t.Errorf("after deleting the tenant's keys: %v, want ErrKeyNotFound", err)
 	}
 }

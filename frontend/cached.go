@@ -15,7 +15,7 @@ func (f *Frontend) sealerFor(r *http.Request, ids []string) *sealer {
 	}
 	sl, err := f.newSealer(r.Context(), ids)
 	if err != nil {
-		f.logger.Warn("the results cache is skipped for a query", "tenants", strings.Join(ids, "|"), "err", err)
+		f.logger.Debug("the results cache is skipped for a query", "tenants", strings.Join(ids, "|"), "err", err)
 		return nil
 	}
 	return sl
@@ -54,7 +54,7 @@ func (f *Frontend) cachedPiece(ctx context.Context, r *http.Request, tenant stri
 	f.metrics.cacheHits.Inc()
 	cached, err := slicePoints(have.Result, p.start, min(p.end, have.End))
 	if err != nil || have.End >= p.end {
-		return pieceResult{status: http.StatusOK, data: matrixData{ResultType: "matrix", Result: cached}}, err
+		return pieceResult{status: http.StatusOK, data: matrixData{ResultType: "matrix", Result: cached}, cached: true}, err
 	}
 	rest := piece{have.End + q.step, p.end}
 	res, err := f.downstreamPiece(ctx, r, tenant, q, rest)
@@ -65,6 +65,7 @@ func (f *Frontend) cachedPiece(ctx context.Context, r *http.Request, tenant stri
 		f.store(ctx, sl, key, have, res, q.step, min(p.end, fresh))
 	}
 	res.data.Result = mergeSeries([][]series{cached, res.data.Result})
+	res.cached = true
 	return res, nil
 }
 

@@ -158,10 +158,7 @@ func writeSchedulerError(w http.ResponseWriter, err error) {
 
 // pieceForm returns the parameters of the query for the timestamps of p.
 func (q rangeQuery) pieceForm(p piece) url.Values {
-	form := make(url.Values, len(q.form))
-	for k, v := range q.form {
-		form[k] = v
-	}
+	form := cloneForm(q.form)
 	form.Set("start", formatTime(p.start))
 	form.Set("end", formatTime(p.end))
 	return form
@@ -187,19 +184,27 @@ func formRequest(r *http.Request, form url.Values) *http.Request {
 
 // pieceResult is the answer to one piece.
 type pieceResult struct {
-	status int
-	body   []byte
-	header http.Header
-	data   matrixData
-	resp   apiResponse
+	status    int
+	body      []byte
+	header    http.Header
+	data      matrixData
+	resp      apiResponse
+	queueTime time.Duration // waited for the scheduler
+	cached    bool          // answered at least in part from the cache
 }
 
 // serveSplit runs the pieces of q, at most MaxQueryParallelism at once,
 // and writes the merged answer.
 func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, ids []string, q rangeQuery) {
+	began := time.Now()
 	tenant := strings.Join(ids, tenantauth.FederationSeparator)
 	pieces := split(q.start, q.end, q.step, f.cfg.SplitQueriesByInterval.Milliseconds())
 	sl := f.sealerFor(r, ids)
+	wantStats := q.form.Get("stats") != ""
+	// Pieces always report their stats, for the slow-query log and a
+	// client's stats parameter.
+	q.form = cloneForm(q.form)
+	q.form.Set("stats", "all")
 	f.metrics.pieces.Add(float64(len(pieces)))
 	results := make([]pieceResult, len(pieces))
 	errs := make([]error, len(pieces))
@@ -226,6 +231,11 @@ func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, ids []stri
 		})
 	}
 	wg.Wait()
+	status := http.StatusOK
+	defer func() { f.logSlow(tenant, q, time.Since(began), mergeStats(results), status) }()
+	if first >= 0 {
+		status = results[first].status
+	}
 	switch {
 	case first >= 0 && errs[first] != nil:
 		writeSchedulerError(w, errs[first])
@@ -239,7 +249,7 @@ func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, ids []stri
 	case r.Context().Err() != nil:
 		writeSchedulerError(w, r.Context().Err())
 	default:
-		f.writeMerged(w, results)
+		f.writeMerged(w, results, wantStats)
 	}
 }
 
@@ -247,7 +257,10 @@ func (f *Frontend) serveSplit(w http.ResponseWriter, r *http.Request, ids []stri
 // scheduler's; the querier's errors are in the result.
 func (f *Frontend) runPiece(ctx context.Context, r *http.Request, tenant string, form url.Values) (pieceResult, error) {
 	var res pieceResult
+	enqueued := time.Now()
+	var started time.Time
 	err := f.sched.Do(ctx, tenant, func(ctx context.Context) error {
+		started = time.Now()
 		rec := newRecorder()
 		req := formRequest(r, form).WithContext(ctx)
 		req.Header.Del("Accept-Encoding") // the answer is decoded here
@@ -258,20 +271,29 @@ func (f *Frontend) runPiece(ctx context.Context, r *http.Request, tenant string,
 	if err != nil && res.status == 0 {
 		return res, err
 	}
+	res.queueTime = started.Sub(enqueued)
 	if res.status != http.StatusOK {
 		return res, nil
 	}
 	resp, data, perr := parseMatrix(res.body)
 	if perr != nil {
 		f.logger.Warn("the querier's answer to a piece of a split query does not decode", "err", perr)
-		return pieceResult{status: http.StatusBadGateway, body: errorBody("internal", perr.Error())}, nil
+		return pieceResult{status: http.StatusBadGateway, body: errorBody("internal", perr.Error()), queueTime: res.queueTime}, nil
 	}
 	res.resp, res.data = resp, data
 	return res, nil
 }
 
+func cloneForm(form url.Values) url.Values {
+	out := make(url.Values, len(form))
+	for k, v := range form {
+		out[k] = v
+	}
+	return out
+}
+
 // writeMerged writes the merged answer of the pieces.
-func (f *Frontend) writeMerged(w http.ResponseWriter, results []pieceResult) {
+func (f *Frontend) writeMerged(w http.ResponseWriter, results []pieceResult, withStats bool) {
 	parts := make([][]series, len(results))
 	var warns, infos [][]string
 	for k, res := range results {
@@ -279,7 +301,11 @@ func (f *Frontend) writeMerged(w http.ResponseWriter, results []pieceResult) {
 		warns = append(warns, res.resp.Warnings)
 		infos = append(infos, res.resp.Infos)
 	}
-	body := encodeMatrix(mergeSeries(parts), nil, mergeAnnotations(warns, "warning"), mergeAnnotations(infos, "info"))
+	var stats json.RawMessage
+	if withStats {
+		stats, _ = json.Marshal(mergeStats(results)) // plain numbers always encode
+	}
+	body := encodeMatrix(mergeSeries(parts), stats, mergeAnnotations(warns, "warning"), mergeAnnotations(infos, "info"))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

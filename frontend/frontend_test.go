@@ -130,7 +130,8 @@ func engineHandler(t testing.TB, db storage.Queryable) http.Handler {
 			return
 		}
 		warn, info := res.Warnings.AsStrings(q.query, 10, 10)
-		b, err := v1.JSONCodec{}.Encode(&v1.Response{Status: "success", Data: &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value}, Warnings: warn, Infos: info})
+		qs := v1.DefaultStatsRenderer(r.Context(), qry.Stats(), r.FormValue("stats"))
+		b, err := v1.JSONCodec{}.Encode(&v1.Response{Status: "success", Data: &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value, Stats: qs}, Warnings: warn, Infos: info})
 		if err != nil {
 			t.Error(err)
 		}
