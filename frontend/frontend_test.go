@@ -267,7 +267,7 @@ func testConfig() Config {
 // clock now; it returns the frontend's registry too.
 func newCachedFrontend(t testing.TB, cfg Config, next http.Handler, now func() time.Time) (*Frontend, *prometheus.Registry) {
 	t.Helper()
-	cfg.ResultsCache = CacheConfig{Backend: BackendFastcache, FastcacheSizeMB: 32}
+	cfg.ResultsCache = CacheConfig{Backend: BackendFastcache, FastcacheSizeMB: 256} // fastcache evicts within a bucket (size/512): leave room
 	c, err := NewCache(cfg.ResultsCache)
 	if err != nil {
 		t.Fatal(err)

@@ -97,3 +97,32 @@ func FuzzParseMatrix(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplit: whatever parameters parse, the pieces of the range hold
+// exactly its timestamps and cross no interval boundary.
+func FuzzSplit(f *testing.F) {
+	f.Add("1700000000", "1700864000", "60", int64(86_400_000))
+	f.Add("2026-11-01T00:00:00.123Z", "2026-11-09T00:00:00Z", "7m", int64(3_600_000))
+	f.Add("-100", "100", "0.5", int64(1000))
+	f.Fuzz(func(t *testing.T, start, end, step string, interval int64) {
+		q, ok := parseRangeQuery(url.Values{"query": {"up"}, "start": {start}, "end": {end}, "step": {step}})
+		if !ok || interval < 0 || interval > 1<<40 {
+			return
+		}
+		n := int64(0)
+		prev := q.start - q.step
+		for _, p := range split(q.start, q.end, q.step, interval) {
+			if p.start != prev+q.step || p.end < p.start || (p.end-p.start)%q.step != 0 {
+				t.Fatalf("piece %v after %d (step %d)", p, prev, q.step)
+			}
+			if interval > 0 && floorTo(p.start, interval) != floorTo(p.end, interval) {
+				t.Fatalf("piece %v crosses a boundary of %d", p, interval)
+			}
+			n += (p.end-p.start)/q.step + 1
+			prev = p.end
+		}
+		if want := (q.end-q.start)/q.step + 1; n != want {
+			t.Fatalf("%d timestamps, want %d", n, want)
+		}
+	})
+}
