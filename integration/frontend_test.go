@@ -203,6 +203,17 @@ func TestQueryFrontendEqualsPrometheus(t *testing.T) {
 		n := compareLongRanges(t, prom.url, []string{split.url(), plain.url()}, "long", end)
 		t.Logf("round %d: %d answers compared", round, n)
 	}
+	// Figures for docs/performance.md (no assertion: timings on a shared
+	// machine): the compared queries over 8 days at Grafana's step,
+	// refreshed a minute later, as each server answers them.
+	for _, s := range []struct{ name, base string }{{"prometheus", prom.url}, {"fluxpulse unsplit", plain.url() + "/prometheus"}, {"fluxpulse frontend", split.url() + "/prometheus"}} {
+		began := time.Now()
+		e := end.Unix() / 600 * 600
+		for _, q := range longRangeQueries {
+			rangeAnswer(t, s.base, url.Values{"query": {q}, "start": {fmt.Sprint(e - 8*86400 + 60)}, "end": {fmt.Sprint(e + 60)}, "step": {"600"}}, "long")
+		}
+		t.Logf("%d queries over 8 days, refreshed a minute later: %s %v", len(longRangeQueries), s.name, time.Since(began).Round(time.Millisecond))
+	}
 	if res := instant(t, split.url()+"/prometheus", `count(count_over_time(node_memory_MemAvailable_bytes[9d]))`, end, "long"); len(res) == 0 {
 		t.Fatal("no data: the comparison proves nothing")
 	}
