@@ -22,6 +22,7 @@ type options struct {
 	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
 	distributors int
 	queriers     int
+	frontends    int // query-frontend processes in front of the queriers, over HTTP
 	rulers       int
 	compactors   int
 	// storeGateways run with -store-gateway.sharding-enabled on every
@@ -57,6 +58,7 @@ type cluster struct {
 	ingesters    []*node
 	distributors []*node
 	queriers     []*node
+	frontends    []*node
 	rulers       []*node
 	compactors   []*node
 	gateways     []*node  // store-gateways
@@ -83,6 +85,9 @@ func startCluster(t *testing.T, o options) *cluster {
 	}
 	for k := range o.queriers {
 		c.queriers = append(c.queriers, c.newNode("querier", k))
+	}
+	for k := range o.frontends {
+		c.frontends = append(c.frontends, c.newNode("query-frontend", k))
 	}
 	for k := range o.rulers {
 		c.rulers = append(c.rulers, c.newNode("ruler", k))
@@ -115,7 +120,7 @@ func startCluster(t *testing.T, o options) *cluster {
 	}
 	c.common, c.zones = common, o.zones
 	var all []*node
-	for _, ns := range [][]*node{c.ingesters, c.gateways, c.distributors, c.queriers, alerting, c.rulers, c.compactors} {
+	for _, ns := range [][]*node{c.ingesters, c.gateways, c.distributors, c.queriers, c.frontends, alerting, c.rulers, c.compactors} {
 		all = append(all, ns...)
 	}
 	for k, n := range all {
@@ -149,6 +154,13 @@ func (c *cluster) setArgs(n *node, k int) {
 	}
 	if n.role == "store-gateway" {
 		n.args = append(n.args, "-store-gateway.sharding-ring.instance-id="+n.name, "-store-gateway.sharding-ring.instance-addr="+n.grpc)
+	}
+	if n.role == "query-frontend" {
+		var urls []string
+		for _, q := range c.queriers {
+			urls = append(urls, q.url())
+		}
+		n.args = append(n.args, "-query-frontend.downstream-url="+strings.Join(urls, ","))
 	}
 	if n.role == "ruler" && c.am != nil {
 		n.args = append(n.args, "-ruler.multitenant-alertmanager-url="+c.am.url())

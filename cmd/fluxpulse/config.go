@@ -53,6 +53,7 @@ type serverConfig struct {
 	distributor  distributor.Config
 	ingester     ingester.Config
 	querier      querier.Config
+	frontend     frontendConfig
 	ruler        rulerConfig
 	alertmanager alertmanagerConfig
 	cluster      clusterConfig
@@ -62,7 +63,7 @@ type serverConfig struct {
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, store-gateway, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
+	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, query-frontend, store-gateway, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
 	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
 	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
@@ -88,6 +89,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
 	c.querier.RegisterFlags(fs)
+	c.frontend.registerFlags(fs)
 	c.ruler.registerFlags(fs)
 	c.alertmanager.registerFlags(fs)
 	c.cluster.registerFlags(fs)
@@ -115,6 +117,9 @@ func (c *serverConfig) validate() error {
 	}
 	if r[roleStoreGateway] && !c.storeGateway.ShardingEnabled {
 		return fmt.Errorf("-target=%s: a store-gateway serves its share of the blocks to queriers that ask it; set -store-gateway.sharding-enabled on it and on every querier and ruler", r)
+	}
+	if err := c.frontend.validate(r); err != nil {
+		return err
 	}
 	if err := c.alertmanager.validate(); err != nil {
 		return err

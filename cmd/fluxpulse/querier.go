@@ -42,6 +42,9 @@ func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error)
 	if !serve {
 		return &queryRole{Querier: q, queryable: queryable, store: store}, nil
 	}
+	if p.cfg.roles.has(roleQueryFrontend) {
+		p.frontQuerier(q)
+	}
 	q.Register(p.public, func(h http.Handler) http.Handler {
 		return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})

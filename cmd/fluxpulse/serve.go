@@ -246,6 +246,11 @@ func (p *process) addApartRoles() error {
 			return err
 		}
 	}
+	if r[roleQueryFrontend] && !r[roleQuerier] {
+		if err := p.addQueryFrontend(); err != nil {
+			return err
+		}
+	}
 	if r[roleAlertmanager] {
 		if err := p.addAlertmanager(); err != nil {
 			return err
