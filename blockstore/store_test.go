@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
+	"path"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/fluxpulse/fluxpulse/blockstore"
@@ -130,5 +134,61 @@ func TestStoreSyncFollowsRequestContext(t *testing.T) {
 	release()
 	if d := blockstoretest.Equal(blockstoretest.Read(t, querier(t, s, "t1")), want); d != "" {
 		t.Fatal(d)
+	}
+}
+
+// TestShardedStore is a store-gateway's store: it loads only the blocks it
+// owns, answers by ID for those it holds, keeps a block marked for
+// deletion (a querier may still name it), and the lister, what queriers
+// read, drops it at once (#17).
+func TestShardedStore(t *testing.T) {
+	b := blockstoretest.NewBuckets(t)
+	want := blockstoretest.Ship(t, b.Enc, "t1", 10, 6)
+	metas, _, err := blockstore.ListBlocks(t.Context(), b.Enc, "t1")
+	if err != nil || len(metas) < 4 {
+		t.Fatalf("%d blocks (%v)", len(metas), err)
+	}
+	var all, owned []ulid.ULID
+	for k, m := range metas {
+		all = append(all, m.ULID)
+		if k%2 == 1 {
+			owned = append(owned, m.ULID)
+		}
+	}
+	s := newStore(t, b.Enc)
+	s.Shard(func(_ string, id ulid.ULID) bool { return slices.Contains(owned, id) })
+	if err := s.Sync(t.Context(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	q, held, err := s.BlocksQuerier(t.Context(), "t1", all, math.MinInt64, math.MaxInt64)
+	if err != nil || !slices.Equal(held, owned) {
+		t.Fatalf("holds %v (%v), want %v", held, err, owned)
+	}
+	got := blockstoretest.Read(t, q)
+	if len(got) != len(want) || len(got["s000"]) >= len(want["s000"]) || len(got["s000"]) == 0 {
+		t.Fatalf("%d series, s000 has %d of %d samples: want those of the owned blocks only", len(got), len(got["s000"]), len(want["s000"]))
+	}
+
+	lister := blockstore.NewLister(b.Enc, 0)
+	if ls, err := lister.Blocks(t.Context(), "t1", math.MinInt64, math.MaxInt64); err != nil || len(ls) != len(metas) {
+		t.Fatalf("the lister has %d blocks (%v), want %d", len(ls), err, len(metas))
+	}
+	mark := path.Join(blockstore.BlockDir("t1", owned[0]), blockstore.DeletionMarkFile)
+	if err := b.Enc.Upload(t.Context(), mark, strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := lister.Blocks(t.Context(), "t1", math.MinInt64, math.MaxInt64); len(ls) != len(metas)-1 {
+		t.Fatalf("after a deletion mark the lister has %d blocks, want %d", len(ls), len(metas)-1)
+	}
+	if err := s.Sync(t.Context(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	q, held, err = s.BlocksQuerier(t.Context(), "t1", owned[:1], math.MinInt64, math.MaxInt64)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("the marked block is not held any more (%v)", err)
+	}
+	_ = q.Close()
+	if _, _, err := s.BlocksQuerier(t.Context(), "../t2", all, 0, 1); err == nil {
+		t.Fatal("an invalid tenant ID was accepted")
 	}
 }

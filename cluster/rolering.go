@@ -86,7 +86,10 @@ func (n *Node) AddRing(name, prefix string, cfg RoleRingConfig, addr string) (*R
 	rcfg := ring.Config{HeartbeatTimeout: cfg.HeartbeatTimeout, ReplicationFactor: cfg.ReplicationFactor, ZoneAwarenessEnabled: cfg.ZoneAwareness}
 	rr := &RoleRing{name: name, prefix: prefix, cfg: cfg}
 	var err error
-	rr.ring, err = ring.NewWithStoreClientAndStrategy(rcfg, name, name, n.ringKV, ring.NewDefaultReplicationStrategy(),
+	// As in Mimir's store-gateway: a read of a role's ring takes the
+	// healthy instances of an item's set, however few, and Owner walks
+	// past unhealthy ones; nothing needs a quorum of them.
+	rr.ring, err = ring.NewWithStoreClientAndStrategy(rcfg, name, name, n.ringKV, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(),
 		prometheus.WrapRegistererWithPrefix("fluxpulse_dskit_", n.reg), n.logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s ring: %w", name, err)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts a FluxPulse cluster on loopback: 3 ingesters in zones a, b and c
-# (replication factor 3), 2 distributors, 1 querier, 1 compactor, 1 ruler
-# and 1 alertmanager, sharing one filesystem bucket, one key file, one
+# (replication factor 3), 3 store-gateways (replication factor 3), 2
+# distributors, 1 querier, 1 compactor, 1 ruler and 1 alertmanager, sharing one filesystem bucket, one key file, one
 # runtime file and one cluster secret. Prints the URLs, and stops everything on Ctrl-C.
 #
 #   deploy/local-cluster.sh [DIR]      (default DIR: ./local-cluster)
@@ -36,6 +36,7 @@ seeds=127.0.0.1:9401,127.0.0.1:9402,127.0.0.1:9403
 common="-auth.mode=header -server.grpc-auth-token-file=$secret -memberlist.join=$seeds -memberlist.bind-addr=127.0.0.1
  -ingester.ring.zone-awareness-enabled -ingester.ring.heartbeat-period=5s -ingester.ring.heartbeat-timeout=30s
  -blocks-storage.filesystem.dir=$dir/bucket -encryption.key-file=$dir/master-keys.json
+ -store-gateway.sharding-enabled -store-gateway.sharding-ring.heartbeat-period=5s -store-gateway.sharding-ring.heartbeat-timeout=30s
  -runtime-config.file=$dir/runtime.yaml -log.level=warn ${FLUXPULSE_FLAGS:-}"
 
 pids=""
@@ -68,6 +69,10 @@ for z in $zones; do
 		-ingester.ring.instance-addr="127.0.0.1:930$i" -ingester.ring.instance-availability-zone="$z"
 	i=$((i + 1))
 done
+for i in 1 2 3; do
+	start "store-gateway-$i" store-gateway "6$i" -store-gateway.sharding-ring.instance-id="store-gateway-$i" \
+		-store-gateway.sharding-ring.instance-addr="127.0.0.1:936$i"
+done
 start distributor-1 distributor 11
 start distributor-2 distributor 12
 start querier querier 21
@@ -76,7 +81,7 @@ start ruler ruler 41 -ruler.multitenant-alertmanager-url=http://127.0.0.1:9151
 start alertmanager alertmanager 51
 
 printf 'waiting for the cluster'
-for n in 01 02 03 11 12 21 31 41 51; do
+for n in 01 02 03 61 62 63 11 12 21 31 41 51; do
 	tries=0
 	until curl -fs "http://127.0.0.1:91$n/ready" >/dev/null 2>&1; do
 		tries=$((tries + 1))
@@ -105,7 +110,8 @@ FluxPulse cluster on loopback (data in $dir):
                  put X-Scope-OrgID in an --http.config.file's http_headers)
   ring           http://127.0.0.1:9221/ring          memberlist: http://127.0.0.1:9221/memberlist
   metrics        http://127.0.0.1:92NN/metrics       (NN: 01-03 ingesters, 11-12 distributors,
-                                                      21 querier, 31 compactor, 41 ruler, 51 alertmanager)
+                                                      21 querier, 31 compactor, 41 ruler, 51 alertmanager,
+                                                      61-63 store-gateways; their ring: /store-gateway/ring)
 
 Ctrl-C stops the cluster.
 MSG

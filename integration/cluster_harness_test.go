@@ -22,8 +22,12 @@ type options struct {
 	zones        []string // zone of ingester k is zones[k % len]; empty: no zone awareness
 	distributors int
 	queriers     int
+	frontends    int // query-frontend processes in front of the queriers, over HTTP
 	rulers       int
 	compactors   int
+	// storeGateways run with -store-gateway.sharding-enabled on every
+	// node: queriers and rulers read shipped blocks through them.
+	storeGateways int
 	// alerting adds an alertmanager (and a ruler, if rulers is 0); the
 	// rulers send alerts to it (-ruler.multitenant-alertmanager-url).
 	alerting bool
@@ -54,8 +58,10 @@ type cluster struct {
 	ingesters    []*node
 	distributors []*node
 	queriers     []*node
+	frontends    []*node
 	rulers       []*node
 	compactors   []*node
+	gateways     []*node  // store-gateways
 	ruler, am    *node    // with options.alerting: the first ruler, the alertmanager
 	common       []string // arguments of every node
 	zones        []string
@@ -71,11 +77,17 @@ func startCluster(t *testing.T, o options) *cluster {
 	for k := range o.ingesters {
 		c.ingesters = append(c.ingesters, c.newNode("ingester", k))
 	}
+	for k := range o.storeGateways {
+		c.gateways = append(c.gateways, c.newNode("store-gateway", k))
+	}
 	for k := range o.distributors {
 		c.distributors = append(c.distributors, c.newNode("distributor", k))
 	}
 	for k := range o.queriers {
 		c.queriers = append(c.queriers, c.newNode("querier", k))
+	}
+	for k := range o.frontends {
+		c.frontends = append(c.frontends, c.newNode("query-frontend", k))
 	}
 	for k := range o.rulers {
 		c.rulers = append(c.rulers, c.newNode("ruler", k))
@@ -103,9 +115,12 @@ func startCluster(t *testing.T, o options) *cluster {
 	if len(o.zones) > 0 {
 		common = append(common, "-ingester.ring.zone-awareness-enabled")
 	}
+	if o.storeGateways > 0 {
+		common = append(common, "-store-gateway.sharding-enabled", "-store-gateway.sharding-ring.heartbeat-period=1s")
+	}
 	c.common, c.zones = common, o.zones
 	var all []*node
-	for _, ns := range [][]*node{c.ingesters, c.distributors, c.queriers, alerting, c.rulers, c.compactors} {
+	for _, ns := range [][]*node{c.ingesters, c.gateways, c.distributors, c.queriers, c.frontends, alerting, c.rulers, c.compactors} {
 		all = append(all, ns...)
 	}
 	for k, n := range all {
@@ -136,6 +151,16 @@ func (c *cluster) setArgs(n *node, k int) {
 		if len(c.zones) > 0 {
 			n.args = append(n.args, "-ingester.ring.instance-availability-zone="+c.zones[k%len(c.zones)])
 		}
+	}
+	if n.role == "store-gateway" {
+		n.args = append(n.args, "-store-gateway.sharding-ring.instance-id="+n.name, "-store-gateway.sharding-ring.instance-addr="+n.grpc)
+	}
+	if n.role == "query-frontend" {
+		var urls []string
+		for _, q := range c.queriers {
+			urls = append(urls, q.url())
+		}
+		n.args = append(n.args, "-query-frontend.downstream-url="+strings.Join(urls, ","))
 	}
 	if n.role == "ruler" && c.am != nil {
 		n.args = append(n.args, "-ruler.multitenant-alertmanager-url="+c.am.url())

@@ -125,6 +125,12 @@ func startPrometheus(t *testing.T, config func(self string) string, features str
 // startPrometheusOn is startPrometheus on the TSDB in data ("": a new one).
 func startPrometheusOn(t *testing.T, config func(self string) string, features, data string) *prometheusProc {
 	t.Helper()
+	return startPrometheusArgs(t, config, features, data)
+}
+
+// startPrometheusArgs is startPrometheusOn with more command-line flags.
+func startPrometheusArgs(t *testing.T, config func(self string) string, features, data string, extra ...string) *prometheusProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	addr := testbin.FreePort(t)
@@ -138,6 +144,7 @@ func startPrometheusOn(t *testing.T, config func(self string) string, features, 
 	if features != "" {
 		args = append(args, "--enable-feature="+features)
 	}
+	args = append(args, extra...)
 	p := testbin.Start(t, testbin.Prometheus.Path(t), nil, args...)
 	testbin.WaitHTTP(t, p, "http://"+addr+"/-/ready", time.Minute)
 	return &prometheusProc{url: "http://" + addr, proc: p}

@@ -35,6 +35,13 @@ type series map[string][][2]float64
 func pushHistory(t *testing.T, base, tenant, metric string, n, minutes int) series {
 	t.Helper()
 	start := time.Now().Add(-time.Duration(minutes+5) * time.Minute).Truncate(15 * time.Second)
+	return pushHistoryAt(t, base, tenant, metric, n, minutes, start)
+}
+
+// pushHistoryAt is pushHistory from start: two calls with the same start
+// push identical samples.
+func pushHistoryAt(t *testing.T, base, tenant, metric string, n, minutes int, start time.Time) series {
+	t.Helper()
 	want := series{}
 	for step := range minutes * 4 {
 		ts := start.Add(time.Duration(step) * 15 * time.Second).UnixMilli()

@@ -77,6 +77,7 @@ type Querier struct {
 	api       http.Handler
 	running   concurrency
 	observer  Observer
+	front     func(http.Handler) http.Handler // nil: none
 }
 
 // New returns a Querier over the queryable.
@@ -159,11 +160,33 @@ var apiPaths = []string{"query", "query_range", "query_exemplars", "format_query
 // before serving.
 func (q *Querier) Observe(o Observer) { q.observer = o }
 
+// Front sets what stands between the per-tenant limits and the Prometheus
+// API (the query frontend, #15): it gets the API and returns the handler
+// the limits call, so that a request is guarded, counted and audited once
+// however the frontend splits it. Set it before Register.
+func (q *Querier) Front(wrap func(http.Handler) http.Handler) { q.front = wrap }
+
+// ReadPaths are the paths of the query API that Register serves with auth,
+// below "" and "/prometheus"; status/buildinfo needs none.
+var ReadPaths = append(slicesOf("/api/v1/", apiPaths), "/api/v1/label/{name}/values", "/api/v1/metadata", "/api/v1/export")
+
+func slicesOf(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for k, n := range names {
+		out[k] = prefix + n
+	}
+	return out
+}
+
 // Register adds the query API to mux, each route wrapped by auth (which puts
 // the tenants in the context) and by the per-tenant query limits.
 func (q *Querier) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	inner := q.api
+	if q.front != nil {
+		inner = q.front(q.api)
+	}
 	for _, prefix := range []string{"", "/prometheus"} {
-		api := q.limit(q.api)
+		api := q.limit(inner)
 		if prefix != "" {
 			api = http.StripPrefix(prefix, api)
 		}

@@ -44,6 +44,15 @@ type IngesterClient struct {
 // DialIngester connects to the ingester at addr (connections are made
 // lazily). tlsCfg nil means plain TCP.
 func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterClient, error) {
+	conn, err := dialRole(addr, cred, tlsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
+	}
+	return &IngesterClient{HealthClient: grpc_health_v1.NewHealthClient(conn), addr: addr, conn: conn}, nil
+}
+
+// dialRole makes the connection of a client of another role.
+func dialRole(addr string, cred Credential, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	tc := insecure.NewCredentials()
 	if tlsCfg != nil {
 		tc = credentials.NewTLS(tlsCfg)
@@ -57,11 +66,7 @@ func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterCl
 		// up to two minutes: meanwhile it would count as a failed replica.
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
 			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}))
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
-	}
-	return &IngesterClient{HealthClient: grpc_health_v1.NewHealthClient(conn), addr: addr, conn: conn}, nil
+	return grpc.NewClient(addr, opts...)
 }
 
 // Addr is the ingester's address.
@@ -198,25 +203,28 @@ func (s *streamedSet) Next() bool {
 	}
 	cs := s.batch.ChunkedSeries[s.next]
 	s.next++
+	s.cur, s.err = chunkSeriesFromProto(s.addr, cs, &s.b)
+	return s.err == nil
+}
+
+// chunkSeriesFromProto is a series received from addr.
+func chunkSeriesFromProto(addr string, cs *prompb.ChunkedSeries, b *labels.ScratchBuilder) (storage.ChunkSeries, error) {
 	metas := make([]chunks.Meta, 0, len(cs.Chunks))
 	for _, ch := range cs.Chunks {
 		enc, ok := fromChunkEncoding(ch.Type)
 		if !ok {
-			s.err = fmt.Errorf("%s: chunk of unknown encoding %d", s.addr, ch.Type)
-			return false
+			return nil, fmt.Errorf("%s: chunk of unknown encoding %d", addr, ch.Type)
 		}
 		chk, err := chunkenc.FromData(enc, ch.Data)
 		if err != nil {
-			s.err = fmt.Errorf("%s: %w", s.addr, err)
-			return false
+			return nil, fmt.Errorf("%s: %w", addr, err)
 		}
 		metas = append(metas, chunks.Meta{MinTime: ch.MinTimeMs, MaxTime: ch.MaxTimeMs, Chunk: chk})
 	}
-	s.cur = &storage.ChunkSeriesEntry{
-		Lset:            labelsFromProto(cs.Labels, &s.b),
+	return &storage.ChunkSeriesEntry{
+		Lset:            labelsFromProto(cs.Labels, b),
 		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator(metas...) },
-	}
-	return true
+	}, nil
 }
 
 func (s *streamedSet) At() storage.ChunkSeries { return s.cur }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -21,6 +22,8 @@ var messages = []func() selfMarshaler{
 	func() selfMarshaler { return &prompb.ChunkedReadResponse{} },
 	func() selfMarshaler { return &Empty{} },
 	func() selfMarshaler { return &DeletionRequest{} },
+	func() selfMarshaler { return &SeriesRequest{} },
+	func() selfMarshaler { return &SeriesResponse{} },
 }
 
 // FuzzMessages decodes arbitrary bytes as every message of the gRPC
@@ -42,7 +45,22 @@ func FuzzMessages(f *testing.F) {
 		f.Add(uint8(2+k), b)
 	}
 	dr, _ := (&DeletionRequest{ID: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Selectors: []string{`{host="a"}`, "up"}, Start: -5, End: 1 << 40}).Marshal()
-	f.Add(uint8(len(messages)-1), dr)
+	f.Add(uint8(11), dr)
+	id := ulid.MustParse("01HZZZZZZZZZZZZZZZZZZZZZZZ")
+	for k, m := range []selfMarshaler{
+		&SeriesRequest{Query: prompb.Query{StartTimestampMs: 1, EndTimestampMs: 9, Matchers: []*prompb.LabelMatcher{{Name: "__name__", Value: "up"}},
+			Hints: &prompb.ReadHints{StepMs: 30, Func: "rate"}}, Blocks: []ulid.ULID{id, {}}},
+		&SeriesResponse{Series: []*prompb.ChunkedSeries{{Labels: []prompb.Label{{Name: "a", Value: "b"}},
+			Chunks: []prompb.Chunk{{MinTimeMs: 1, MaxTimeMs: 2, Type: prompb.Chunk_XOR, Data: []byte{0, 1}}}}}, Blocks: []ulid.ULID{id}},
+	} {
+		b, err := m.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(12+k), b)
+	}
+	lr, _ := (&LabelsRequest{Name: "job", Blocks: []ulid.ULID{id}}).Marshal()
+	f.Add(uint8(2), lr)
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
 		m := messages[int(kind)%len(messages)]()
 		if m.Unmarshal(b) != nil {

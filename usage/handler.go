@@ -40,7 +40,7 @@ func (r *Recorder) Handler(allowed AllowedFunc) http.Handler {
 			http.Error(w, "usage report: "+err.Error(), code)
 			return
 		}
-		rows, err := r.Report(q.from, q.to, q.tenants)
+		rows, err := r.ClusterReport(req.Context(), q.from, q.to, q.tenants)
 		if err != nil {
 			http.Error(w, "usage report: "+err.Error(), http.StatusInternalServerError)
 			return

@@ -19,6 +19,16 @@ type Options struct {
 	// Now is the clock; nil means time.Now. Tests inject one to cross
 	// hours without waiting.
 	Now func() time.Time
+	// Remote, if set, receives a copy of every hour file written, as the
+	// files of Instance, so that a report can merge every process's
+	// (#17). ReplicationFactor is that of the ingesters whose active
+	// series the gauges report (0 or 1: no replication).
+	Remote            Remote
+	Instance          string
+	ReplicationFactor int
+	// Checkpoint is how often the hour in progress is written; 0 means
+	// every minute.
+	Checkpoint time.Duration
 }
 
 // Recorder counts each tenant's usage and keeps an hourly record of it on
@@ -34,6 +44,10 @@ type Recorder struct {
 	// writes the hour in progress.
 	tick, checkpoint time.Duration
 
+	remote   Remote
+	instance string
+	rf       int
+
 	tenants       sync.Map // tenant ID → *counters, never removed
 	latestGauges  atomic.Pointer[map[string]Gauges]
 	writeFailures prometheus.Counter
@@ -44,6 +58,7 @@ type Recorder struct {
 	start     map[string]totals // counter totals when hour started
 	lastWrite time.Time         // when the hour in progress was last written
 	unsaved   map[time.Time]*hourFile
+	unshipped map[time.Time]*hourFile // closed hours not in the remote yet
 }
 
 // totals are a tenant's counters since the process started.
@@ -72,10 +87,14 @@ func NewRecorderWithOptions(dir string, gauges GaugeFunc, opts Options, logger *
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create usage directory: %w", err)
 	}
+	if opts.Checkpoint <= 0 {
+		opts.Checkpoint = time.Minute
+	}
 	r := &Recorder{
 		dir: dir, gauges: gauges, now: opts.Now, logger: logger,
-		tick: time.Second, checkpoint: time.Minute,
-		start: map[string]totals{}, unsaved: map[time.Time]*hourFile{},
+		tick: min(time.Second, opts.Checkpoint), checkpoint: opts.Checkpoint,
+		remote: opts.Remote, instance: opts.Instance, rf: opts.ReplicationFactor,
+		start: map[string]totals{}, unsaved: map[time.Time]*hourFile{}, unshipped: map[time.Time]*hourFile{},
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fluxpulse_usage_file_write_failures_total",
 			Help: "Hourly usage files that could not be written (retried every tick).",
@@ -179,7 +198,8 @@ func (r *Recorder) build(snap map[string]totals, partial bool) *hourFile {
 		u.ActiveSeries, u.StoredBytes = g.ActiveSeries, g.StoredBytes
 		tenants[tenant] = u
 	}
-	return &hourFile{Version: fileVersion, Hour: r.hour, Partial: partial, Written: r.now().UTC(), Tenants: tenants}
+	return &hourFile{Version: fileVersion, Hour: r.hour, Partial: partial, Written: r.now().UTC(), Tenants: tenants,
+		Instance: r.instance, ReplicationFactor: r.rf}
 }
 
 // save writes an hour file, keeping it for a later attempt if that fails.
@@ -194,6 +214,22 @@ func (r *Recorder) save(hf *hourFile) error {
 		return err
 	}
 	delete(r.unsaved, hf.Hour)
+	return r.shipOrKeep(hf)
+}
+
+// shipOrKeep ships an hour file to the remote, keeping a closed hour for a
+// later attempt if that fails (the hour in progress is shipped again at its
+// next checkpoint anyway). r.mu is held.
+func (r *Recorder) shipOrKeep(hf *hourFile) error {
+	if err := r.ship(hf); err != nil {
+		r.writeFailures.Inc()
+		r.logger.Error("usage not shipped to the bucket; will retry", "hour", hf.Hour, "err", err)
+		if !hf.Partial {
+			r.unshipped[hf.Hour] = hf
+		}
+		return err
+	}
+	delete(r.unshipped, hf.Hour)
 	return nil
 }
 
@@ -202,6 +238,9 @@ func (r *Recorder) retryUnsaved() error {
 	var errs []error
 	for _, hf := range r.unsaved {
 		errs = append(errs, r.save(hf))
+	}
+	for _, hf := range r.unshipped {
+		errs = append(errs, r.shipOrKeep(hf))
 	}
 	return errors.Join(errs...)
 }
@@ -271,6 +310,17 @@ func (r *Recorder) Report(from, to time.Time, tenants []string) ([]Row, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	hours, err := r.hoursLocked(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return rows(hours, tenants), nil
+}
+
+// hoursLocked returns this recorder's hour files overlapping [from, to):
+// those on disk, closed hours not written yet and the hour in progress.
+// r.mu is held.
+func (r *Recorder) hoursLocked(from, to time.Time) (map[time.Time]*hourFile, error) {
 	hours, err := readHours(r.dir, from, to)
 	if err != nil {
 		return nil, err
@@ -283,5 +333,5 @@ func (r *Recorder) Report(from, to time.Time, tenants []string) ([]Row, error) {
 	if overlaps(r.hour, from, to) {
 		hours[r.hour] = r.build(r.snapshot(), true)
 	}
-	return rows(hours, tenants), nil
+	return hours, nil
 }

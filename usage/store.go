@@ -31,6 +31,11 @@ type hourFile struct {
 	Partial bool             `json:"partial"`
 	Written time.Time        `json:"written"`
 	Tenants map[string]Usage `json:"tenants"`
+	// Instance is the process that wrote it, in a cluster (#17).
+	Instance string `json:"instance,omitempty"`
+	// ReplicationFactor is how many ingesters hold each series, so that
+	// active series summed over the ingesters can be divided by it.
+	ReplicationFactor int `json:"replication_factor,omitempty"`
 }
 
 func fileName(hour time.Time) string { return hour.UTC().Format(fileLayout) + ".json" }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/runtimeconfig"
 )
 
 const auditUsage = `usage: fluxpulse audit verify [-data.dir dir] [-audit.log-file path]
+       fluxpulse audit verify -bucket [-instance ID] [-blocks-storage.* …] [-encryption.key-file path]
        fluxpulse audit show [-data.dir dir] [-audit.log-file path] [-encryption.key-file path] [-tenant X] [-action A]`
 
 // openServerAudit opens the server's audit log with its entries' targets and
@@ -32,6 +35,33 @@ func openServerAudit(cfg serverConfig, logger *slog.Logger, reg prometheus.Regis
 		return nil, fmt.Errorf("audit log keys: %w", err)
 	}
 	return audit.OpenWithOptions(cfg.auditFile, audit.Options{Sync: cfg.auditSync, Keys: kf.Derive(audit.KeyPurpose)}, logger, reg)
+}
+
+// auditStoreDir is where every process ships its audit segments, below
+// encryption.SystemPrefix; auditSegmentPurpose labels the keys sealing them.
+const (
+	auditStoreDir       = "audit"
+	auditSegmentPurpose = "fluxpulse audit segments v1"
+)
+
+// shipAudit ships the audit log in segments to the bucket every
+// -audit.segment-period, and once more at shutdown, before the bucket
+// closes (#17).
+func (p *process) shipAudit() error {
+	kf, err := encryption.LoadKeyFile(p.cfg.encryption.KeyFile)
+	if err != nil {
+		return fmt.Errorf("audit segments: %w", err)
+	}
+	store := encryption.NewSystemStore(p.storage.raw, auditStoreDir, kf.Derive(auditSegmentPurpose))
+	sh := audit.NewShipper(p.cfg.auditFile, store, p.instance, p.logger.With("component", "audit-shipper"))
+	p.addLoop(func(ctx context.Context) error { return sh.Run(ctx, p.cfg.auditSegments) })
+	// Closers run in reverse order: this one after every role's, before
+	// the bucket's. Closing the log first (Close is idempotent) writes the
+	// pending push summaries, so that they are shipped too.
+	p.onClose("audit segments", func() error {
+		return errors.Join(p.audit.Close(), sh.Ship(context.Background()))
+	})
+	return nil
 }
 
 // cliAuditKeys returns the keys that seal the CLI's audit entries, derived
@@ -69,7 +99,7 @@ func auditRuntimeChanges(files *cliFiles, old, cur *runtimeconfig.Config) {
 	actor := cliActor()
 	for _, ch := range runtimeconfig.Diff(old, cur) {
 		l.Log(audit.Entry{Actor: actor, Tenant: ch.Tenant, Action: ch.Action, Target: ch.Target,
-			Outcome: audit.OutcomeSuccess, Details: map[string]any{"runtime_file": files.runtimeFile}})
+			Outcome: audit.OutcomeSuccess, Details: map[string]any{"runtime_file": files.where()}})
 	}
 	if err := l.Close(); err != nil {
 		logger.Error("close audit log", "err", err)
@@ -97,6 +127,10 @@ func auditVerify(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("fluxpulse audit verify", flag.ContinueOnError)
 	fs.StringVar(&files.dataDir, "data.dir", "./data", "The server's data directory.")
 	fs.StringVar(&files.auditFile, "audit.log-file", "", "The audit log (default <data.dir>/audit/audit.log).")
+	fromBucket := fs.Bool("bucket", false, "Check the chain of every process of the cluster from the segments they shipped to the bucket (with the server's -blocks-storage.* and -encryption.key-file flags) instead of the local log.")
+	instance := fs.String("instance", "", "With -bucket: check only this instance.")
+	fs.StringVar(&files.keyFile, "encryption.key-file", "", "With -bucket: the master key file (default <data.dir>/"+encryption.DefaultKeyFileName+").")
+	files.remote.storage.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,6 +138,9 @@ func auditVerify(args []string, stdout io.Writer) error {
 		return fmt.Errorf("unexpected argument %q; %s", fs.Arg(0), auditUsage)
 	}
 	files.resolve()
+	if *fromBucket {
+		return auditVerifyBucket(&files, *instance, stdout)
+	}
 	path := files.auditFile
 	rep, err := audit.Verify(path)
 	if te, ok := errors.AsType[*audit.TamperError](err); ok {
@@ -123,6 +160,53 @@ func auditVerify(args []string, stdout io.Writer) error {
 	if rep.Unanchored > 0 {
 		fmt.Fprintf(stdout, "warning: the last %d entries come after the anchor (seq %d): written just before a crash, or appended by something other than FluxPulse\n",
 			rep.Unanchored, rep.AnchorSeq)
+	}
+	return nil
+}
+
+// auditVerifyBucket checks every instance's chain of segments in the
+// bucket, printing a line per instance; it fails if any did not verify,
+// naming the segment.
+func auditVerifyBucket(files *cliFiles, only string, stdout io.Writer) error {
+	cfg := files.remote.storage
+	if cfg.Filesystem.Dir == "" {
+		cfg.Filesystem.Dir = filepath.Join(files.dataDir, "bucket")
+	}
+	kf, err := encryption.LoadKeyFile(files.keyFile)
+	if err != nil {
+		return fmt.Errorf("audit verify -bucket needs the master keys: %w", err)
+	}
+	raw, err := bucket.New(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	store := encryption.NewSystemStore(raw, auditStoreDir, kf.Derive(auditSegmentPurpose))
+	ctx := context.Background()
+	instances := []string{only}
+	if only == "" {
+		if instances, err = audit.Instances(ctx, store); err != nil {
+			return err
+		}
+		if len(instances) == 0 {
+			return errors.New("no audit segments in the bucket (is -blocks-storage.* the servers'?)")
+		}
+	}
+	var failed []string
+	for _, inst := range instances {
+		rep, err := audit.VerifySegments(ctx, store, inst)
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			fmt.Fprintf(stdout, "%s: FAILED: segment %s: %s (after %d intact segments, last seq %d)\n", inst, rep.Segment, rep.Problem, rep.Segments, rep.LastSeq)
+			failed = append(failed, inst+": "+rep.Segment)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: OK, %d segments, %d entries, seq 1 to %d\n", inst, rep.Segments, rep.Entries, rep.LastSeq)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("audit chains damaged: %s", strings.Join(failed, "; "))
 	}
 	return nil
 }

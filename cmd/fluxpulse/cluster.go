@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/grafana/dskit/ring"
@@ -126,17 +127,9 @@ func (p *process) joinCluster() error {
 	factory := ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
 		return rpc.DialIngester(addr, cred, ctls)
 	})
-	clients := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_ingester_clients", Help: "Open connections to ingesters."})
-	p.reg.MustRegister(clients)
-	// A client whose ingester fails its health checks for the grace period
-	// is closed and dialled anew on next use; the grace covers an
-	// ingester that is still starting.
-	pool := ringclient.NewPool("ingester", ringclient.PoolConfig{CheckInterval: 10 * time.Second, HealthCheckEnabled: true,
-		HealthCheckTimeout: time.Second, HealthCheckGracePeriod: 30 * time.Second},
-		ringclient.NewRingServiceDiscovery(node.Ring()), factory, clients, cluster.GoKit(p.logger.With("component", "ingester-pool")))
-	p.member = &clusterMember{node: node, cred: cred, pool: pool}
+	p.member = &clusterMember{node: node, cred: cred}
 	p.addLoop(node.Run)
-	p.addLoop(func(ctx context.Context) error { return runService(ctx, pool) })
+	p.member.pool = p.clientPool("ingester", node.Ring(), factory)
 	p.internal.Handle("GET /ring", node.RingPage())
 	p.internal.Handle("GET /memberlist", node.MemberlistPage())
 	// The ring page's forget action changes the cluster: operators only.
@@ -145,6 +138,22 @@ func (p *process) joinCluster() error {
 	p.public.Handle("/ring", forget)
 	p.public.Handle("/memberlist", p.auth.Middleware(tenantauth.ScopeAdmin, tenantauth.PlainError, operatorOnly(node.MemberlistPage())))
 	return nil
+}
+
+// clientPool is a pool of clients of the instances of a role's ring
+// (role: "ingester", "store-gateway"), run by the process, with their
+// count in fluxpulse_<role>_clients. A client whose instance fails its
+// health checks for the grace period is closed and dialled anew on next
+// use; the grace covers an instance that is still starting.
+func (p *process) clientPool(role string, rd ring.ReadRing, factory ringclient.PoolAddrFunc) *ringclient.Pool {
+	clients := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_" + strings.ReplaceAll(role, "-", "_") + "_clients",
+		Help: "Open connections to " + role + "s."})
+	p.reg.MustRegister(clients)
+	pool := ringclient.NewPool(role, ringclient.PoolConfig{CheckInterval: 10 * time.Second, HealthCheckEnabled: true,
+		HealthCheckTimeout: time.Second, HealthCheckGracePeriod: 30 * time.Second},
+		ringclient.NewRingServiceDiscovery(rd), factory, clients, cluster.GoKit(p.logger.With("component", role+"-pool")))
+	p.addLoop(func(ctx context.Context) error { return runService(ctx, pool) })
+	return pool
 }
 
 // ingesterClient returns the pooled client of the ingester at addr.

@@ -18,6 +18,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/ingester"
 	"github.com/fluxpulse/fluxpulse/limits"
 	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/storegateway"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -35,6 +36,10 @@ type serverConfig struct {
 	configPage      string // every flag and its value, secrets redacted
 	runtimeFile     string
 	runtimeReload   time.Duration
+	runtimeBackend  string
+	instanceID      string
+	usageCheckpoint time.Duration
+	auditSegments   time.Duration
 	auditFile       string
 	auditSync       bool
 	tls             tlsConfig
@@ -48,15 +53,17 @@ type serverConfig struct {
 	distributor  distributor.Config
 	ingester     ingester.Config
 	querier      querier.Config
+	frontend     frontendConfig
 	ruler        rulerConfig
 	alertmanager alertmanagerConfig
 	cluster      clusterConfig
 	ha           hatracker.Config
 	deletion     deletion.Config
+	storeGateway storegateway.Config
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
+	fs.StringVar(&c.target, "target", "all", "Roles to run: all (every role in this process, calling each other in process), or a comma-separated set of distributor, ingester, querier, query-frontend, store-gateway, compactor, ruler and alertmanager, which find each other through memberlist and the ingester ring (docs/scaling.md).")
 	fs.StringVar(&c.dataDir, "data.dir", "./data", "Directory for all local state: per-tenant TSDBs and their WALs.")
 	fs.StringVar(&c.httpAddr, "server.http-listen-address", ":9009", "Address the public HTTP API listens on: push, query, rules, admin API, /ready.")
 	fs.StringVar(&c.internalAddr, "server.internal-listen-address", "127.0.0.1:9010", "Address the operator-only HTTP listener listens on: /metrics, /config, /debug/pprof, /ready. Keep it off public networks; empty disables it.")
@@ -66,8 +73,12 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version and exit.")
 	fs.StringVar(&c.auth.Mode, "auth.mode", "token", "How tenants are decided: token (bearer token, or basic auth with the tenant as user and the token as password), or header (trust X-Scope-OrgID; only behind an authenticating proxy).")
 	fs.StringVar(&c.runtimeFile, "runtime-config.file", "", "Runtime file with tenants, token hashes and limits, reloaded while running (default <data.dir>/runtime.yaml). In token mode a first start creates it with one tenant and token.")
-	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime file is checked for changes.")
+	fs.DurationVar(&c.runtimeReload, "runtime-config.reload-period", 10*time.Second, "How often the runtime configuration is checked for changes.")
+	fs.StringVar(&c.runtimeBackend, "runtime-config.backend", runtimeBackendFile, "Where the runtime configuration (tenants, token hashes, limits) lives: file (-runtime-config.file, on each machine) or bucket (one configuration for the whole cluster, encrypted in the bucket, changed through the admin API or the CLI; docs/scaling.md).")
+	fs.StringVar(&c.instanceID, "server.instance-id", "", "Name of this process in the bucket, where its usage hours and audit segments are kept. Default: the ingester ring ID for an ingester running apart, else an ID made on the first start and kept in <data.dir>/instance-id.")
+	fs.DurationVar(&c.usageCheckpoint, "usage.checkpoint-period", time.Minute, "How often the usage of the hour in progress is written, to <data.dir>/usage and to the bucket.")
 	fs.StringVar(&c.auditFile, "audit.log-file", "", "The audit log: every administrative and data-access action, hash-chained (default <data.dir>/audit/audit.log).")
+	fs.DurationVar(&c.auditSegments, "audit.segment-period", time.Minute, "How often the entries appended to the audit log are sealed in a segment and shipped to the bucket, where `fluxpulse audit verify -bucket` checks every process's chain.")
 	fs.BoolVar(&c.auditSync, "audit.sync", false, "fsync the audit log after every entry (slower; survives a power loss).")
 	c.tls.registerFlags(fs)
 	c.storage.RegisterFlags(fs)
@@ -78,11 +89,13 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.distributor.RegisterFlags(fs)
 	c.ingester.RegisterFlags(fs)
 	c.querier.RegisterFlags(fs)
+	c.frontend.registerFlags(fs)
 	c.ruler.registerFlags(fs)
 	c.alertmanager.registerFlags(fs)
 	c.cluster.registerFlags(fs)
 	c.ha.RegisterFlags(fs)
 	c.deletion.RegisterFlags(fs)
+	c.storeGateway.RegisterFlags(fs)
 }
 
 func (c *serverConfig) validate() error {
@@ -91,6 +104,9 @@ func (c *serverConfig) validate() error {
 		return err
 	}
 	c.roles = r
+	if c.runtimeBackend != runtimeBackendFile && c.runtimeBackend != runtimeBackendBucket {
+		return fmt.Errorf("-runtime-config.backend must be %s or %s, got %q", runtimeBackendFile, runtimeBackendBucket, c.runtimeBackend)
+	}
 	if err := c.ha.Validate(); err != nil {
 		return err
 	}
@@ -98,6 +114,12 @@ func (c *serverConfig) validate() error {
 		if err := c.cluster.validate(r); err != nil {
 			return err
 		}
+	}
+	if r[roleStoreGateway] && !c.storeGateway.ShardingEnabled {
+		return fmt.Errorf("-target=%s: a store-gateway serves its share of the blocks to queriers that ask it; set -store-gateway.sharding-enabled on it and on every querier and ruler", r)
+	}
+	if err := c.frontend.validate(r); err != nil {
+		return err
 	}
 	if err := c.alertmanager.validate(); err != nil {
 		return err
@@ -116,6 +138,7 @@ func (c *serverConfig) resolvePaths() {
 		c.runtimeFile = filepath.Join(c.dataDir, "runtime.yaml")
 	}
 	c.store.Dir = filepath.Join(c.dataDir, "store")
+	c.storeGateway.SyncInterval = c.store.SyncInterval
 	if c.auditFile == "" {
 		c.auditFile = filepath.Join(c.dataDir, "audit", "audit.log")
 	}

@@ -62,7 +62,11 @@ func (p *process) copySources() (tenantcopy.Sources, error) {
 	if p.runtime != nil {
 		src.Runtime = p.runtime.Current()
 	}
-	src.Usage, src.AuditFile, src.AuditKeys = p.usage.Report, p.cfg.auditFile, kf.Derive(audit.KeyPurpose)
+	// The usage of the whole cluster, as the usage report gives it (#17).
+	usageOf := func(from, to time.Time, tenants []string) ([]usage.Row, error) {
+		return p.usage.ClusterReport(context.Background(), from, to, tenants)
+	}
+	src.Usage, src.AuditFile, src.AuditKeys = usageOf, p.cfg.auditFile, kf.Derive(audit.KeyPurpose)
 	return src, nil
 }
 

@@ -13,7 +13,7 @@ import (
 type queryRole struct {
 	*querier.Querier
 	queryable *querier.Queryable
-	store     *blockstore.Store
+	store     tenantForgetter // what reads the bucket's blocks
 }
 
 // addQuerier builds the querier over the ingesters (recent data) and the
@@ -26,11 +26,10 @@ func (p *process) addQuerier(ing ingesterSource) (*queryRole, error) {
 // newQuerier builds a querier; with serve, it answers the query API on the
 // public listener, else it is only the ruler's way to read.
 func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error) {
-	store, err := blockstore.New(p.cfg.store, p.storage.enc, p.logger.With("component", "store"), p.reg)
+	store, err := p.blockSource()
 	if err != nil {
 		return nil, err
 	}
-	p.onClose("block store", store.Close)
 	queryable := querier.NewQueryable(p.limits, p.cfg.querier.LookbackDelta, ing, ing, store)
 	queryable.HideDeleted(p.deletions.cache)
 	rev, date := buildRevision()
@@ -43,6 +42,9 @@ func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error)
 	if !serve {
 		return &queryRole{Querier: q, queryable: queryable, store: store}, nil
 	}
+	if p.cfg.roles.has(roleQueryFrontend) {
+		p.frontQuerier(q)
+	}
 	q.Register(p.public, func(h http.Handler) http.Handler {
 		return p.auth.Middleware(tenantauth.ScopeRead, querier.WriteError, h)
 	})
@@ -50,6 +52,24 @@ func (p *process) newQuerier(ing ingesterSource, serve bool) (*queryRole, error)
 		return nil, err
 	}
 	return &queryRole{Querier: q, queryable: queryable, store: store}, nil
+}
+
+// blockSource is what reads the bucket's blocks for the querier: the
+// store-gateways when the cluster shards blocks over them, else a block
+// store of its own.
+func (p *process) blockSource() (interface {
+	querier.Source
+	tenantForgetter
+}, error) {
+	if p.member != nil && p.cfg.storeGateway.ShardingEnabled {
+		return p.storeGateways()
+	}
+	store, err := blockstore.New(p.cfg.store, p.storage.enc, p.logger.With("component", "store"), p.reg)
+	if err != nil {
+		return nil, err
+	}
+	p.onClose("block store", store.Close)
+	return store, nil
 }
 
 // ingesterSource is what the querier reads of the ingesters: series,

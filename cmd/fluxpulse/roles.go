@@ -8,17 +8,22 @@ import (
 
 // Roles one process can run.
 const (
-	roleAll          = "all"
-	roleDistributor  = "distributor"
-	roleIngester     = "ingester"
-	roleQuerier      = "querier"
-	roleCompactor    = "compactor"
-	roleRuler        = "ruler"
-	roleAlertmanager = "alertmanager"
+	roleAll         = "all"
+	roleDistributor = "distributor"
+	roleIngester    = "ingester"
+	roleQuerier     = "querier"
+	// roleQueryFrontend runs the query frontend alone, in front of queriers
+	// reached over HTTP; -target=all and a process that also runs the
+	// querier put it in front of their own querier.
+	roleQueryFrontend = "query-frontend"
+	roleCompactor     = "compactor"
+	roleRuler         = "ruler"
+	roleAlertmanager  = "alertmanager"
+	roleStoreGateway  = "store-gateway"
 )
 
 // knownRoles are the roles -target may name, besides all.
-var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleCompactor, roleRuler, roleAlertmanager}
+var knownRoles = []string{roleDistributor, roleIngester, roleQuerier, roleQueryFrontend, roleCompactor, roleRuler, roleAlertmanager, roleStoreGateway}
 
 // roles is the set of roles of a process.
 type roles map[string]bool

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/alertmanager"
 	"github.com/fluxpulse/fluxpulse/audit"
+	"github.com/fluxpulse/fluxpulse/cluster"
 	"github.com/fluxpulse/fluxpulse/compactor"
 	"github.com/fluxpulse/fluxpulse/distributor"
 	"github.com/fluxpulse/fluxpulse/hatracker"
@@ -84,12 +85,15 @@ type process struct {
 	usage      *usage.Recorder
 	storage    *storage
 	member     *clusterMember             // nil in -target=all
+	sgRing     *cluster.RoleRing          // the store-gateway ring, once added
 	ha         *hatracker.Tracker         // nil without -distributor.ha-tracker.enable
 	grpcServer *grpcServer                // when roles run apart and one is reached over gRPC
 	am         *alertmanager.Alertmanager // nil unless this process runs the alertmanager
 	deletions  *deletions
 	compactor  *compactor.Compactor   // nil without the compactor role
 	runtime    *runtimeconfig.Watcher // nil: no runtime file (header mode)
+	runtimeEd  runtimeEditor          // changes the runtime configuration (admin API)
+	instance   string                 // this process's name in the bucket (instanceID)
 
 	public   *http.ServeMux // the public listener: push, query, rules, admin API
 	internal *http.ServeMux // the operator-only listener: /metrics, /config, pprof
@@ -120,24 +124,25 @@ func newProcess(cfg serverConfig, logger *slog.Logger, reg *prometheus.Registry)
 	p := &process{cfg: cfg, logger: logger, reg: reg, limits: limits.NewOverrides(cfg.limits), auth: auth,
 		public: http.NewServeMux(), internal: http.NewServeMux()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if p.instance, err = instanceID(cfg); err != nil {
+		return nil, err
+	}
 	if p.audit, err = openServerAudit(cfg, logger.With("component", "audit"), reg); err != nil {
 		return nil, err
 	}
 	p.onClose("audit log", p.audit.Close)
 	p.obs = &observers{audit: p.audit}
 	auth.OnFailure(p.obs.authFailure)
-	watcher, err := loadRuntimeConfig(cfg, auth, p.limits, p.obs.runtimeChange, logger.With("component", "runtime-config"), reg)
-	if err != nil {
-		return nil, errors.Join(err, p.close())
-	}
-	if watcher != nil {
-		p.runtime = watcher
-		p.addLoop(watcher.Run)
-	}
 	if p.storage, err = openServerStorage(cfg, logger, reg); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
 	p.onClose("bucket", p.storage.enc.Close)
+	if err := p.shipAudit(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
+	if err := p.openRuntimeConfig(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
 	if err := p.openDeletions(); err != nil {
 		return nil, errors.Join(err, p.close())
 	}
@@ -234,6 +239,16 @@ func (p *process) addApartRoles() error {
 		}
 		if r[roleQuerier] {
 			p.addAdmin(clusterTenants{p.member}, q.store)
+		}
+	}
+	if r[roleStoreGateway] {
+		if err := p.addStoreGateway(); err != nil {
+			return err
+		}
+	}
+	if r[roleQueryFrontend] && !r[roleQuerier] {
+		if err := p.addQueryFrontend(); err != nil {
+			return err
 		}
 	}
 	if r[roleAlertmanager] {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -32,7 +34,11 @@ const tenantUsage = `usage: fluxpulse tenant <create|list|delete|delete-data|cop
                      On a running server use GET /api/v1/admin/tenants/X/copy.
 
 Every command takes -data.dir and -runtime-config.file; a running server
-applies the change within its reload period.`
+applies the change within its reload period. With -runtime-config.backend=bucket
+(and the server's -blocks-storage.* and -encryption.key-file flags) create,
+delete and list work on the configuration in the bucket; with -url and an
+operator token (-token or $FLUXPULSE_ADMIN_TOKEN) they go through a running
+server's admin API instead.`
 
 const tokenUsage = `usage: fluxpulse token <create|revoke> [flags]
 
@@ -41,7 +47,9 @@ const tokenUsage = `usage: fluxpulse token <create|revoke> [flags]
            Without -tenant, creates an operator (admin) token valid for every tenant.
   revoke -id ID    remove the token with that ID
 
-Every command takes -data.dir and -runtime-config.file.`
+Every command takes -data.dir and -runtime-config.file, or
+-runtime-config.backend=bucket with the bucket's flags, or -url and -token
+to go through a running server's admin API.`
 
 // cliFiles are the files the tenant and token commands edit.
 type cliFiles struct {
@@ -49,6 +57,7 @@ type cliFiles struct {
 	runtimeFile string
 	auditFile   string
 	keyFile     string // seals the audit entries
+	remote      cliRemote
 }
 
 func (c *cliFiles) registerFlags(fs *flag.FlagSet) {
@@ -91,6 +100,7 @@ func parseSub(name string, args []string, stderr io.Writer, usage string, extra 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
 	files.registerFlags(fs)
+	files.remote.registerFlags(fs)
 	if extra != nil {
 		extra(fs)
 	}
@@ -120,17 +130,19 @@ func runTenant(args []string, stdout, stderr io.Writer) error {
 		if tenant == "" {
 			return fmt.Errorf("tenant %s: -tenant must be set", args[0])
 		}
-		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
-			if args[0] == "create" {
-				return f.AddTenant(tenant)
-			}
-			return f.RemoveTenant(tenant)
-		})
+		if files.remote.url != "" {
+			return remoteTenant(files, args[0], tenant, stdout)
+		}
+		op := runtimeconfig.Op{Action: runtimeconfig.OpTenantCreate, Tenant: tenant}
+		if args[0] == "delete" {
+			op.Action = runtimeconfig.OpTenantDelete
+		}
+		old, cur, err := cliApply(files, op)
 		if err != nil {
 			return err
 		}
 		auditRuntimeChanges(files, old, cur)
-		fmt.Fprintf(stdout, "tenant %s %sd in %s\n", tenant, args[0], files.runtimeFile)
+		fmt.Fprintf(stdout, "tenant %s %sd in %s\n", tenant, args[0], files.where())
 		return nil
 	case "delete-data":
 		return runDeleteData(args[1:], stdout, stderr)
@@ -141,7 +153,10 @@ func runTenant(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c, err := runtimeconfig.Load(files.runtimeFile, defaultLimits())
+		if files.remote.url != "" {
+			return remoteTenant(files, "list", "", stdout)
+		}
+		c, err := files.readRuntime()
 		if err != nil {
 			return err
 		}
@@ -205,22 +220,19 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		if tenants != "" {
 			spec.Tenants = strings.Split(tenants, ",")
 		}
-		var token string
-		var entry tenantauth.Token
-		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
-			var err error
-			token, entry, err = f.AddToken(spec, time.Now())
+		if files.remote.url != "" {
+			return remoteTokenCreate(&files.remote, spec, scopes, stdout)
+		}
+		token, entry, err := runtimeconfig.NewTokenEntry(spec, time.Now())
+		if err != nil {
 			return err
-		})
+		}
+		old, cur, err := cliApply(files, runtimeconfig.Op{Action: runtimeconfig.OpTokenCreate, Tenant: spec.Tenant, Token: &entry})
 		if err != nil {
 			return err
 		}
 		auditRuntimeChanges(files, old, cur)
-		owner := spec.Tenant
-		if owner == "" {
-			owner = "every tenant (admin)"
-		}
-		fmt.Fprintf(stdout, "token %s for %s, scopes %s\n\n    %s\n\nIt is shown only now: FluxPulse stores only its hash (in %s).\n", entry.ID, owner, scopes, token, files.runtimeFile)
+		fmt.Fprintf(stdout, "token %s for %s, scopes %s\n\n    %s\n\nIt is shown only now: FluxPulse stores only its hash (in %s).\n", entry.ID, tokenOwner(spec.Tenant), scopes, token, files.where())
 		return nil
 	case "revoke":
 		var id string
@@ -233,10 +245,14 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		if id == "" {
 			return errors.New("token revoke: -id must be set")
 		}
-		old, cur, err := runtimeconfig.Edit(files.runtimeFile, defaultLimits(), func(f *runtimeconfig.File) error {
-			_, err := f.RevokeToken(id)
-			return err
-		})
+		if files.remote.url != "" {
+			if err := files.remote.adminCall(http.MethodDelete, "/api/v1/admin/tokens/"+url.PathEscape(id), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "token %s revoked through %s; every server refuses it within its reload period\n", id, files.remote.url)
+			return nil
+		}
+		old, cur, err := cliApply(files, runtimeconfig.Op{Action: runtimeconfig.OpTokenRevoke, TokenID: id})
 		if err != nil {
 			return err
 		}

@@ -2,10 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/fluxpulse/fluxpulse/encryption"
 	"github.com/fluxpulse/fluxpulse/querier"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 	"github.com/fluxpulse/fluxpulse/usage"
+)
+
+// usageStoreDir is where every process ships its usage hours, below
+// encryption.SystemPrefix; usageKeyPurpose labels the keys that seal them.
+const (
+	usageStoreDir   = "usage"
+	usageKeyPurpose = "fluxpulse usage hours v1"
 )
 
 // activeSeries reports the series each tenant has in an ingester's heads.
@@ -41,7 +50,16 @@ func (p *process) addUsage(ing activeSeries) error {
 		}
 		return out
 	}
-	rec, err := usage.NewRecorder(usageDir(p.cfg.dataDir), gauges, p.logger.With("component", "usage"), p.reg)
+	kf, err := encryption.LoadKeyFile(p.cfg.encryption.KeyFile)
+	if err != nil {
+		return fmt.Errorf("usage: %w", err)
+	}
+	opts := usage.Options{Remote: encryption.NewSystemStore(p.storage.raw, usageStoreDir, kf.Derive(usageKeyPurpose)),
+		Instance: p.instance, Checkpoint: p.cfg.usageCheckpoint}
+	if ing != nil && !p.cfg.roles.all() {
+		opts.ReplicationFactor = p.cfg.cluster.Ring.ReplicationFactor
+	}
+	rec, err := usage.NewRecorderWithOptions(usageDir(p.cfg.dataDir), gauges, opts, p.logger.With("component", "usage"), p.reg)
 	if err != nil {
 		return err
 	}
