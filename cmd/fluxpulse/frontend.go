@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxpulse/fluxpulse/frontend"
 	"github.com/fluxpulse/fluxpulse/querier"
+	"github.com/fluxpulse/fluxpulse/queryqueue"
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
@@ -22,15 +23,18 @@ type frontendConfig struct {
 	// join no ring, so a static list (or one load-balanced or DNS name
 	// per entry) is what finds them, as Cortex's -frontend.downstream-url.
 	downstream string
+	// queue is the fair queue every request to the queriers waits in.
+	queue queryqueue.Config
 }
 
 func (c *frontendConfig) registerFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
+	c.queue.RegisterFlags(fs)
 	fs.StringVar(&c.downstream, "query-frontend.downstream-url", "", "With -target=query-frontend: comma-separated base URLs (http[s]://host:port) of the queriers' public HTTP API; requests go to each in turn, with the client's credentials. A load balancer's URL works too.")
 }
 
 func (c frontendConfig) validate(r roles) error {
-	if err := c.Config.Validate(); err != nil {
+	if err := errors.Join(c.Config.Validate(), c.queue.Validate()); err != nil {
 		return err
 	}
 	if r[roleQueryFrontend] && !r[roleQuerier] && strings.TrimSpace(c.downstream) == "" {
@@ -39,8 +43,8 @@ func (c frontendConfig) validate(r roles) error {
 	return nil
 }
 
-// newFrontend builds the query frontend in front of next, with its
-// results cache: values encrypted with a key derived from each tenant's
+// newFrontend builds the query frontend in front of next, with the fair
+// queue of its requests to the queriers and its results cache: values encrypted with a key derived from each tenant's
 // data key, entries named by the tenant's deletion requests so that a new
 // one (or a cancelled one) makes every cached result of the tenant
 // unreachable.
@@ -52,14 +56,20 @@ func (p *process) newFrontend(next http.Handler) (*frontend.Frontend, error) {
 	if cache != nil {
 		p.onClose("results cache", cache.Close)
 	}
+	logger := p.logger.With("component", "query-frontend")
+	queue, err := queryqueue.New(p.cfg.frontend.queue, p.limits, logger, p.reg)
+	if err != nil {
+		return nil, err
+	}
 	return frontend.New(p.cfg.frontend.Config, next, frontend.Options{
-		Cache: cache,
+		Scheduler: queue,
+		Cache:     cache,
 		Key: func(ctx context.Context, tenant string) ([]byte, error) {
 			_, key, err := p.storage.keys.DerivedKey(ctx, tenant, "results cache", 32)
 			return key, err
 		},
 		Generation: p.cacheGeneration,
-		Logger:     p.logger.With("component", "query-frontend"), Reg: p.reg,
+		Logger:     logger, Reg: p.reg,
 	})
 }
 
