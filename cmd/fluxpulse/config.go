@@ -53,6 +53,7 @@ type serverConfig struct {
 	cluster      clusterConfig
 	ha           hatracker.Config
 	deletion     deletion.Config
+	sharding     shardingConfig
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -83,6 +84,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.cluster.registerFlags(fs)
 	c.ha.RegisterFlags(fs)
 	c.deletion.RegisterFlags(fs)
+	c.sharding.registerFlags(fs)
 }
 
 func (c *serverConfig) validate() error {
