@@ -44,6 +44,15 @@ type IngesterClient struct {
 // DialIngester connects to the ingester at addr (connections are made
 // lazily). tlsCfg nil means plain TCP.
 func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterClient, error) {
+	conn, err := dialRole(addr, cred, tlsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
+	}
+	return &IngesterClient{HealthClient: grpc_health_v1.NewHealthClient(conn), addr: addr, conn: conn}, nil
+}
+
+// dialRole makes the client connection to another role's gRPC service.
+func dialRole(addr string, cred Credential, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	tc := insecure.NewCredentials()
 	if tlsCfg != nil {
 		tc = credentials.NewTLS(tlsCfg)
@@ -52,16 +61,12 @@ func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterCl
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(4*windowBytes),
 		grpc.WithReadBufferSize(bufferBytes), grpc.WithWriteBufferSize(bufferBytes),
-		// An ingester that restarts on the same address must be reached
+		// A role that restarts on the same address must be reached
 		// again within a second, not after grpc-go's default backoff of
 		// up to two minutes: meanwhile it would count as a failed replica.
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
 			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}))
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
-	}
-	return &IngesterClient{HealthClient: grpc_health_v1.NewHealthClient(conn), addr: addr, conn: conn}, nil
+	return grpc.NewClient(addr, opts...)
 }
 
 // Addr is the ingester's address.
