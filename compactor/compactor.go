@@ -113,7 +113,8 @@ type Compactor struct {
 
 	shard  Sharding // nil: every tenant, without leases (-target=all)
 	leases *leases
-	delay  time.Duration // fault injection: DelayEachPass
+	held   map[string]*heldLease // by tenant; only Run's goroutine uses it
+	delay  time.Duration         // fault injection: DelayEachPass
 
 	compactions      *prometheus.CounterVec
 	leaseOutcomes    *prometheus.CounterVec
@@ -152,6 +153,7 @@ func New(cfg Config, raw, bkt bucket.Bucket, keys *encryption.Keyring, lim *limi
 func (c *Compactor) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
+	defer c.releaseLeases(nil)
 	for {
 		c.RunOnce(ctx)
 		select {
@@ -170,6 +172,7 @@ func (c *Compactor) RunOnce(ctx context.Context) {
 		c.logger.Warn("list tenants", "err", err)
 		return
 	}
+	c.releaseLeases(tenants)
 	backlog := 0
 	for _, t := range tenants {
 		if ctx.Err() != nil {

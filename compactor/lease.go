@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ func (c *Compactor) ShardTenants(sh Sharding, leaseFor time.Duration) error {
 	if leaseFor < time.Second {
 		return fmt.Errorf("-%s must be at least 1s, got %s", FlagLeaseDuration, leaseFor)
 	}
-	c.shard = sh
+	c.shard, c.held = sh, map[string]*heldLease{}
 	c.leases = &leases{bkt: c.raw, owner: sh.InstanceID(), dur: leaseFor, now: time.Now, seen: map[string]seenLease{}}
 	return nil
 }
@@ -96,8 +97,12 @@ type leaseContent struct {
 	ValidFor string    `json:"valid_for"`
 }
 
-func (l *leases) settle() time.Duration   { return max(l.dur/20, 100*time.Millisecond) }
-func (l *leases) maxWrite() time.Duration { return l.settle() / 2 }
+// maxWrite bounds the time from reading a free lease to having written
+// one's own (3s for the default 2m); settle, twice that, is what a take
+// waits before reading its lease back. Both are paid once per tenant and
+// change of owner: a compactor keeps its leases while it owns the tenants.
+func (l *leases) maxWrite() time.Duration { return max(l.dur/40, 100*time.Millisecond) }
+func (l *leases) settle() time.Duration   { return 2 * l.maxWrite() }
 
 func leaseName(tenant string) string { return leasePrefix + tenant + ".json" }
 
@@ -246,42 +251,75 @@ func (ls *lease) release() {
 	}
 }
 
+// heldLease is a tenant's lease this compactor holds between passes.
+type heldLease struct {
+	ls  *lease
+	ctx context.Context // ends when the lease may be lost
+}
+
 // passTenant makes one pass over a tenant this compactor owns, under its
-// lease; without sharding it is CompactTenant. It returns how many
+// lease (taken at the first pass, kept while the compactor owns the
+// tenant); without sharding it is CompactTenant. It returns how many
 // compactions it left for later.
 func (c *Compactor) passTenant(ctx context.Context, tenant string) (int, error) {
 	if c.shard == nil {
 		return c.CompactTenant(ctx, tenant)
 	}
 	if !c.shard.Owns(tenant) {
+		c.releaseLease(tenant)
 		return 0, nil
 	}
-	ls, wctx, err := c.leases.take(ctx, tenant)
-	if errors.Is(err, ErrLeased) {
-		c.leaseOutcomes.WithLabelValues("held").Inc()
-		c.logger.Info("tenant skipped this pass", "tenant", tenant, "reason", err)
-		return 0, nil
+	h := c.held[tenant]
+	if h == nil || h.ctx.Err() != nil {
+		c.releaseLease(tenant)
+		ls, wctx, err := c.leases.take(ctx, tenant)
+		if errors.Is(err, ErrLeased) {
+			c.leaseOutcomes.WithLabelValues("held").Inc()
+			c.logger.Info("tenant skipped this pass", "tenant", tenant, "reason", err)
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		c.leaseOutcomes.WithLabelValues("taken").Inc()
+		h = &heldLease{ls: ls, ctx: wctx}
+		c.held[tenant] = h
 	}
-	if err != nil {
-		return 0, err
-	}
-	c.leaseOutcomes.WithLabelValues("taken").Inc()
 	c.logger.Info("tenant pass started", "tenant", tenant, "instance", c.shard.InstanceID())
 	if c.delay > 0 {
 		select {
-		case <-wctx.Done():
+		case <-h.ctx.Done():
 		case <-time.After(c.delay):
 		}
 	}
-	left, err := c.CompactTenant(wctx, tenant)
-	lost := wctx.Err() != nil && ctx.Err() == nil
-	ls.release()
+	left, err := c.CompactTenant(h.ctx, tenant)
+	lost := h.ctx.Err() != nil && ctx.Err() == nil
 	c.logger.Info("tenant pass finished", "tenant", tenant, "instance", c.shard.InstanceID(), "left", left, "lease_lost", lost)
+	if lost || !c.shard.Owns(tenant) {
+		c.releaseLease(tenant)
+	}
 	if lost {
 		c.leaseOutcomes.WithLabelValues("lost").Inc()
 		return left, fmt.Errorf("the lease of %s was lost during the pass; it stopped", tenant)
 	}
 	return left, err
+}
+
+// releaseLease gives up the tenant's lease if this compactor holds it.
+func (c *Compactor) releaseLease(tenant string) {
+	if h := c.held[tenant]; h != nil {
+		h.ls.release()
+		delete(c.held, tenant)
+	}
+}
+
+// releaseLeases gives up the leases of tenants not in keep (nil: all).
+func (c *Compactor) releaseLeases(keep []string) {
+	for tenant := range c.held {
+		if !slices.Contains(keep, tenant) {
+			c.releaseLease(tenant)
+		}
+	}
 }
 
 // stillOwned reports whether a pass over tenant may go on: with sharding,

@@ -11,13 +11,16 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
 )
 
-// everyTenant is a sharding under which a compactor owns every tenant:
-// what two compactors believe while a ring change has not reached both,
-// here for the whole test.
-type everyTenant string
+// turns is a sharding where ownership of every tenant goes round in
+// slots of 1.5s: c1 alone, both (a ring change that has not reached
+// both compactors), c2 alone, both.
+type turns string
 
-func (e everyTenant) Owns(string) bool   { return true }
-func (e everyTenant) InstanceID() string { return string(e) }
+func (e turns) Owns(string) bool {
+	slot := time.Now().UnixMilli() / 1500 % 4
+	return slot%2 == 1 || (slot == 0) == (e == "c1")
+}
+func (e turns) InstanceID() string { return string(e) }
 
 // passLog records the "tenant pass started/finished" entries.
 type passLog struct {
@@ -54,9 +57,10 @@ func (p *passLog) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// TestLeaseKeepsCompactorsApart runs two compactors that both believe they
-// own all four tenants, each compaction slowed down: every tenant ends
-// compacted, and no tenant's passes by the two ever overlap (#17).
+// TestLeaseKeepsCompactorsApart runs two compactors between which the
+// ownership of four tenants goes back and forth, with times when both
+// own all, each pass slowed down: every tenant ends compacted, and no
+// tenant's passes by the two ever overlap (#17).
 func TestLeaseKeepsCompactorsApart(t *testing.T) {
 	b := blockstoretest.NewBuckets(t)
 	end := time.Now().Truncate(8 * time.Minute)
@@ -73,7 +77,7 @@ func TestLeaseKeepsCompactorsApart(t *testing.T) {
 	for _, id := range []string{"c1", "c2"} {
 		c := newCompactorLogged(t, b, slog.New(log))
 		c.SetClock(func() time.Time { return end.Add(time.Minute) })
-		if err := c.ShardTenants(everyTenant(id), time.Second); err != nil {
+		if err := c.ShardTenants(turns(id), time.Second); err != nil {
 			t.Fatal(err)
 		}
 		c.DelayEachPass(50 * time.Millisecond)

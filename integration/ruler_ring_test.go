@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/fluxpulse/fluxpulse/testbin"
 )
 
@@ -175,6 +177,7 @@ func TestClusterRulerRing(t *testing.T) {
 	if counts["ruler-0"] == 0 || counts["ruler-1"] == 0 {
 		t.Fatalf("evaluators %v: want both rulers to evaluate some groups", counts)
 	}
+	checkConfigEvaluators(t, c, tenants, before)
 	activeBefore := activeAts(t, c.rulers[0], tenants)
 	victim := c.rulers[1]
 	victim.kill9()
@@ -213,7 +216,62 @@ func TestClusterRulerRing(t *testing.T) {
 	})
 	time.Sleep(3 * resend) // watch a few resend delays after the handover
 	checkPosts(t, posts, resend, killed)
+	// The killed ruler comes back (same ID and tokens): it takes its
+	// groups back once the ring has been stable, from a live ruler.
+	c.restart(victim)
+	testbin.Eventually(t, time.Minute, func() error {
+		gs, err := ringGroups(t, c.rulers[0], tenants)
+		if err != nil {
+			return err
+		}
+		m, err := evaluators(gs, 40)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(m) != fmt.Sprint(before) {
+			return fmt.Errorf("evaluators %v, want those before the kill", m)
+		}
+		return nil
+	})
+	time.Sleep(3 * resend)
+	checkPosts(t, posts, resend, killed)
 	checkNotifications(t, hook, 40)
+	// ruler-0 gave groups back without stale markers: it replaced the
+	// rules managers of the tenants that lost groups.
+	if n := metricSum(t, "http://"+c.rulers[0].internal+"/metrics", "fluxpulse_ruler_manager_restarts_total", nil); n == 0 {
+		t.Error("ruler-0 gave groups back without replacing a rules manager")
+	}
+	t.Logf("alerts quieted after a take: %v on ruler-0, %v on ruler-1",
+		metricSum(t, "http://"+c.rulers[0].internal+"/metrics", "fluxpulse_ruler_handover_quieted_alerts_total", nil),
+		metricSum(t, "http://"+victim.internal+"/metrics", "fluxpulse_ruler_handover_quieted_alerts_total", nil))
+}
+
+// checkConfigEvaluators reads every tenant's groups from the
+// configuration API of each ruler: each names the evaluator the rules API
+// names.
+func checkConfigEvaluators(t *testing.T, c *cluster, tenants []string, want map[string]string) {
+	t.Helper()
+	for _, n := range c.rulers {
+		got := map[string]string{}
+		for _, tn := range tenants {
+			code, body := amCall(t, http.MethodGet, n.url()+"/prometheus/config/v1/rules", "", tn, "")
+			if code != http.StatusOK {
+				t.Fatalf("%s: GET rules of %s: %d %s", n.name, tn, code, body)
+			}
+			var cfg map[string][]struct{ Name, Evaluator string }
+			if err := yaml.Unmarshal([]byte(body), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			for ns, gs := range cfg {
+				for _, g := range gs {
+					got[tn+"/"+ns+"/"+g.Name] = g.Evaluator
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: the configuration API names evaluators %v, the rules API %v", n.name, got, want)
+		}
+	}
 }
 
 // activeAts returns the activeAt of every firing alert.
@@ -261,7 +319,7 @@ func checkPosts(t *testing.T, p *alertPosts, resend time.Duration, killed time.T
 		}
 	}
 	slices.Sort(gaps)
-	t.Logf("gaps between the last post before the kill and the first after it: %v", gaps)
+	t.Logf("gaps between each alert's last post before the kill and its first after it: %v", gaps)
 }
 
 // checkNotifications fails unless the webhook got each of want alerts

@@ -327,7 +327,8 @@ func apiAlerts(as []*rules.Alert) []*v1.Alert {
 }
 
 // prometheusAlerts answers GET /prometheus/api/v1/alerts like Prometheus:
-// every pending and firing alert of the tenant.
+// every pending and firing alert of the tenant; with rulers sharing
+// groups, the other rulers' too (read from their alerting rules).
 func (r *Ruler) prometheusAlerts(w http.ResponseWriter, req *http.Request) {
 	id, ok := promTenant(w, req)
 	if !ok {
@@ -337,6 +338,30 @@ func (r *Ruler) prometheusAlerts(w http.ResponseWriter, req *http.Request) {
 	for _, g := range r.groups(id) {
 		for _, rl := range g.AlertingRules() {
 			res.Alerts = append(res.Alerts, apiAlerts(rl.ActiveAlerts())...)
+		}
+	}
+	if r.peers != nil {
+		more, err := r.peers.Groups(req.Context(), "type=alert")
+		if err != nil {
+			r.logger.Error("alerts API: ask the other rulers", "tenant", id, "err", err)
+			writePromJSON(w, http.StatusServiceUnavailable, promResponse{Status: "error", ErrorType: "unavailable", Error: "another ruler did not answer: " + err.Error()})
+			return
+		}
+		for _, p := range more {
+			var gs []struct {
+				Rules []struct {
+					Alerts []*v1.Alert `json:"alerts"`
+				} `json:"rules"`
+			}
+			if err := json.Unmarshal(p, &gs); err != nil {
+				r.serverErrorJSON(w, fmt.Errorf("decode a ruler's groups: %w", err))
+				return
+			}
+			for _, g := range gs {
+				for _, rl := range g.Rules {
+					res.Alerts = append(res.Alerts, rl.Alerts...)
+				}
+			}
 		}
 	}
 	writePromJSON(w, http.StatusOK, promResponse{Status: "success", Data: res})

@@ -274,21 +274,16 @@ func (r *Ruler) Run(ctx context.Context) error {
 }
 
 // notifyChange asks Run to read a tenant's rules again now.
-func (r *Ruler) notifyChange(tenant string) {
-	r.pendingMu.Lock()
-	r.pending[tenant] = true
-	r.pendingMu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *Ruler) notifyChange(tenant string) { r.wakeFor(r.pending, tenant) }
 
 // notifyMoved asks Run to apply a tenant's groups again: some changed
 // hands on the ring.
-func (r *Ruler) notifyMoved(tenant string) {
+func (r *Ruler) notifyMoved(tenant string) { r.wakeFor(r.moved, tenant) }
+
+// wakeFor adds tenant to set (pending or moved) and wakes Run.
+func (r *Ruler) wakeFor(set map[string]bool, tenant string) {
 	r.pendingMu.Lock()
-	r.moved[tenant] = true
+	set[tenant] = true
 	r.pendingMu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
