@@ -121,6 +121,16 @@ func evaluators(gs []ringGroup, want int) (map[string]string, error) {
 	return out, nil
 }
 
+// evaluatorsOn is evaluators of the 40 groups as a ruler's rules API lists
+// them.
+func evaluatorsOn(t *testing.T, n *node, tenants []string) (map[string]string, error) {
+	gs, err := ringGroups(t, n, tenants)
+	if err != nil {
+		return nil, err
+	}
+	return evaluators(gs, 40)
+}
+
 // TestClusterRulerRing: two rulers, 40 rule groups of 4 tenants, alerts
 // through a real Alertmanager to a webhook. Each group is evaluated by
 // exactly one ruler, as the rules API of either shows; after one is
@@ -151,11 +161,7 @@ func TestClusterRulerRing(t *testing.T) {
 	testbin.Eventually(t, 2*time.Minute, func() error {
 		var first map[string]string
 		for _, n := range c.rulers {
-			gs, err := ringGroups(t, n, tenants)
-			if err != nil {
-				return err
-			}
-			m, err := evaluators(gs, 40)
+			m, err := evaluatorsOn(t, n, tenants)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.name, err)
 			}
@@ -184,11 +190,7 @@ func TestClusterRulerRing(t *testing.T) {
 	killed := time.Now()
 	var moved time.Duration
 	testbin.Eventually(t, time.Minute, func() error {
-		gs, err := ringGroups(t, c.rulers[0], tenants)
-		if err != nil {
-			return err
-		}
-		m, err := evaluators(gs, 40)
+		m, err := evaluatorsOn(t, c.rulers[0], tenants)
 		if err != nil {
 			return err
 		}
@@ -220,11 +222,7 @@ func TestClusterRulerRing(t *testing.T) {
 	// groups back once the ring has been stable, from a live ruler.
 	c.restart(victim)
 	testbin.Eventually(t, time.Minute, func() error {
-		gs, err := ringGroups(t, c.rulers[0], tenants)
-		if err != nil {
-			return err
-		}
-		m, err := evaluators(gs, 40)
+		m, err := evaluatorsOn(t, c.rulers[0], tenants)
 		if err != nil {
 			return err
 		}
