@@ -105,13 +105,18 @@ func ringGroups(t *testing.T, n *node, tenants []string) ([]ringGroup, error) {
 }
 
 // evaluators maps each group to its evaluator, failing if a group is
-// listed twice (two rulers evaluate it) or fewer than want are listed.
+// listed twice (two rulers evaluate it), is listed without an evaluator
+// (stored, but in the middle of a handover), or fewer than want are
+// listed.
 func evaluators(gs []ringGroup, want int) (map[string]string, error) {
 	out := map[string]string{}
 	for _, g := range gs {
 		k := g.File + "/" + g.Name
 		if e, ok := out[k]; ok {
 			return nil, fmt.Errorf("group %s is evaluated by %s and %s", k, e, g.Evaluator)
+		}
+		if g.Evaluator == "" {
+			return nil, fmt.Errorf("group %s is listed but not evaluated yet", k)
 		}
 		out[k] = g.Evaluator
 	}

@@ -228,6 +228,16 @@ func (r *Ruler) prometheusRules(w http.ResponseWriter, req *http.Request) {
 			all = append(all, lg)
 		}
 	}
+	listed := make(map[string]bool, len(all))
+	for _, g := range all {
+		listed[g.File+";"+g.Name] = true
+	}
+	missing, err := r.unevaluated(req.Context(), id, f, listed)
+	if err != nil {
+		r.serverErrorJSON(w, err)
+		return
+	}
+	all = append(all, missing...)
 	slices.SortFunc(all, func(a, b listedGroup) int {
 		return cmp.Or(strings.Compare(a.File, b.File), strings.Compare(a.Name, b.Name))
 	})
