@@ -75,6 +75,10 @@ type Store struct {
 	pool   chunkenc.Pool
 	logger *slog.Logger
 
+	// owns, when set, is the store-gateway's share of the blocks: the
+	// store loads only those and serves them only by ID (see Shard).
+	owns func(tenant string, id ulid.ULID) bool
+
 	mu      sync.Mutex
 	tenants map[string]*tenantBlocks
 
@@ -104,13 +108,19 @@ func New(cfg Config, bkt bucket.Bucket, logger *slog.Logger, reg prometheus.Regi
 	}, nil
 }
 
+// Shard makes the store a store-gateway's: it loads only the blocks owns
+// accepts (asked again at every sync, so blocks follow the ring) and
+// serves them only by ID (BlocksQuerier, BlocksChunkQuerier), since the
+// querier decides which blocks a query reads. A block marked for deletion
+// stays loaded while it is in the bucket: a querier whose block list
+// predates the mark may still ask for it, and the compactor deletes it
+// only after -compactor.deletion-delay. Call it before use.
+func (s *Store) Shard(owns func(tenant string, id ulid.ULID) bool) { s.owns = owns }
+
 // tenantBlocks is the store's view of one tenant.
 type tenantBlocks struct {
-	id string
-	// lock is held during a sync and guards the fields below. It is a
-	// channel so that a query waiting behind a slow sync gives up when its
-	// context ends (#12).
-	lock     chan struct{}
+	id       string
+	lock     tenantLock // held during a sync; guards the fields below
 	blocks   map[ulid.ULID]*block
 	synced   time.Time
 	shredded bool // the tenant's keys are deleted: it has no readable data
@@ -121,66 +131,133 @@ func (s *Store) tenant(id string) *tenantBlocks {
 	defer s.mu.Unlock()
 	t, ok := s.tenants[id]
 	if !ok {
-		t = &tenantBlocks{id: id, lock: make(chan struct{}, 1), blocks: map[ulid.ULID]*block{}}
+		t = &tenantBlocks{id: id, lock: newTenantLock(), blocks: map[ulid.ULID]*block{}}
 		s.tenants[id] = t
 	}
 	return t
 }
 
-// acquire takes the tenant's lock, or returns ctx's error if ctx ends first.
-func (t *tenantBlocks) acquire(ctx context.Context) error {
+// tenantLock is a tenant's lock. It is a channel so that a query waiting
+// behind a slow sync gives up when its context ends (#12).
+type tenantLock chan struct{}
+
+func newTenantLock() tenantLock { return make(tenantLock, 1) }
+
+// acquire takes the lock, or returns ctx's error if ctx ends first.
+func (l tenantLock) acquire(ctx context.Context, tenant string) error {
 	select {
-	case t.lock <- struct{}{}:
+	case l <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for the block list of tenant %s: %w", t.id, ctx.Err())
+		return fmt.Errorf("wait for the block list of tenant %s: %w", tenant, ctx.Err())
 	}
 }
 
-func (t *tenantBlocks) release() { <-t.lock }
+func (l tenantLock) release() { <-l }
+
+func (t *tenantBlocks) acquire(ctx context.Context) error { return t.lock.acquire(ctx, t.id) }
+
+func (t *tenantBlocks) release() { t.lock.release() }
+
+// minResync is how soon after a sync a query asking for a block the store
+// lacks syncs again: a block the querier listed may be newer than the
+// store's last sync.
+const minResync = time.Second
 
 // blocks returns the tenant's blocks overlapping [mint, maxt], acquired;
-// the caller releases each. The block list is synced first if it is older
-// than the sync interval.
-func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64) ([]*block, error) {
+// the caller releases each. With ids set, only those blocks are
+// returned, and held lists every one of ids the store holds (overlapping
+// or not): what it can answer for. The block list is synced first if it
+// is older than the sync interval, or, when a block of ids is missing,
+// than minResync.
+func (s *Store) blocks(ctx context.Context, tenantID string, mint, maxt int64, ids []ulid.ULID) (out []*block, held []ulid.ULID, err error) {
 	if err := tenantauth.ValidateID(tenantID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := s.tenant(tenantID)
 	if err := t.acquire(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer t.release()
-	if time.Since(t.synced) > s.cfg.SyncInterval {
-		if err := s.sync(ctx, t); err != nil {
-			s.syncs.WithLabelValues("failure").Inc()
-			return nil, fmt.Errorf("sync blocks of tenant %s: %w", tenantID, err)
-		}
-		s.syncs.WithLabelValues("success").Inc()
-		t.synced = time.Now()
+	stale := time.Since(t.synced) > s.cfg.SyncInterval
+	if !stale && ids != nil && !t.shredded && time.Since(t.synced) > minResync {
+		stale = slices.ContainsFunc(ids, func(id ulid.ULID) bool { return t.blocks[id] == nil })
 	}
-	var out []*block
-	for _, b := range t.blocks {
-		if b.meta.MinTime <= maxt && b.meta.MaxTime > mint {
-			if b.acquire() == nil {
-				out = append(out, b)
+	if stale {
+		if err := s.syncLocked(ctx, t); err != nil {
+			return nil, nil, err
+		}
+	}
+	pick := func(b *block) {
+		if b.meta.MinTime <= maxt && b.meta.MaxTime > mint && b.acquire() == nil {
+			out = append(out, b)
+		}
+	}
+	switch {
+	case t.shredded:
+		held = ids // nothing of it is readable: every block is answered, empty
+	case ids != nil:
+		for _, id := range ids {
+			if b := t.blocks[id]; b != nil {
+				held = append(held, id)
+				pick(b)
 			}
+		}
+	default:
+		for _, b := range t.blocks {
+			pick(b)
 		}
 	}
 	slices.SortFunc(out, func(a, b *block) int { return int(a.meta.MinTime - b.meta.MinTime) })
-	return out, nil
+	return out, held, nil
+}
+
+// syncLocked syncs a tenant whose lock the caller holds, counting the
+// outcome.
+func (s *Store) syncLocked(ctx context.Context, t *tenantBlocks) error {
+	if err := s.sync(ctx, t); err != nil {
+		s.syncs.WithLabelValues("failure").Inc()
+		return fmt.Errorf("sync blocks of tenant %s: %w", t.id, err)
+	}
+	s.syncs.WithLabelValues("success").Inc()
+	t.synced = time.Now()
+	return nil
+}
+
+// Sync syncs a tenant's block list with the bucket now: a store-gateway
+// loads the indexes of its blocks before queries ask for them.
+func (s *Store) Sync(ctx context.Context, tenant string) error {
+	if err := tenantauth.ValidateID(tenant); err != nil {
+		return err
+	}
+	t := s.tenant(tenant)
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	defer t.release()
+	return s.syncLocked(ctx, t)
+}
+
+// wanted reports whether the store keeps a listed block loaded: complete,
+// ours (sharded) and, unless sharded, not marked for deletion.
+func (s *Store) wanted(tenant string, id ulid.ULID, lb *listedBlock) bool {
+	if s.owns == nil {
+		return lb.complete && !lb.marked
+	}
+	return lb.complete && s.owns(tenant, id)
 }
 
 // sync brings the tenant's blocks in line with the bucket: new blocks (those
 // whose meta.json exists: it is uploaded last) are loaded, blocks with a
-// deletion mark or gone from the bucket are dropped.
+// deletion mark (unless sharded), gone from the bucket or, sharded, no
+// longer ours are dropped.
 func (s *Store) sync(ctx context.Context, t *tenantBlocks) error {
 	listed, err := listBlocks(ctx, s.bkt, t.id)
 	if err != nil {
 		return err
 	}
 	for id, lb := range listed {
-		if _, ok := t.blocks[id]; ok || !lb.complete || lb.marked {
+		if _, ok := t.blocks[id]; ok || !s.wanted(t.id, id, lb) {
 			continue
 		}
 		b, err := s.load(ctx, t.id, id, lb.segments, filepath.Join(s.cfg.Dir, t.id, id.String()))
@@ -196,7 +273,7 @@ func (s *Store) sync(ctx context.Context, t *tenantBlocks) error {
 		s.loadedBlocks.Inc()
 	}
 	for id, b := range t.blocks {
-		if lb, ok := listed[id]; !ok || lb.marked {
+		if lb, ok := listed[id]; !ok || !s.wanted(t.id, id, lb) {
 			delete(t.blocks, id)
 			b.drop()
 			s.loadedBlocks.Dec()
@@ -354,7 +431,35 @@ func download(ctx context.Context, bkt bucket.Reader, name, dst string) error {
 // than the sync interval; ctx bounds that sync and the wait for another
 // query's sync of the same tenant.
 func (s *Store) Querier(ctx context.Context, tenant string, mint, maxt int64) (storage.Querier, error) {
-	bs, err := s.blocks(ctx, tenant, mint, maxt)
+	bs, _, err := s.blocks(ctx, tenant, mint, maxt, nil)
+	return s.querier(bs, mint, maxt, err)
+}
+
+// BlocksQuerier is Querier over the blocks of ids only; it also returns
+// the IDs of those the store holds (what it answers for: a querier asks
+// another store-gateway for the rest).
+func (s *Store) BlocksQuerier(ctx context.Context, tenant string, ids []ulid.ULID, mint, maxt int64) (storage.Querier, []ulid.ULID, error) {
+	bs, held, err := s.blocks(ctx, tenant, mint, maxt, nonNil(ids))
+	q, err := s.querier(bs, mint, maxt, err)
+	return q, held, err
+}
+
+// BlocksChunkQuerier is BlocksQuerier for encoded chunks.
+func (s *Store) BlocksChunkQuerier(ctx context.Context, tenant string, ids []ulid.ULID, mint, maxt int64) (storage.ChunkQuerier, []ulid.ULID, error) {
+	bs, held, err := s.blocks(ctx, tenant, mint, maxt, nonNil(ids))
+	q, err := s.chunkQuerier(bs, mint, maxt, err)
+	return q, held, err
+}
+
+func nonNil(ids []ulid.ULID) []ulid.ULID {
+	if ids == nil {
+		return []ulid.ULID{}
+	}
+	return ids
+}
+
+// querier merges the block queriers of bs, which it releases.
+func (s *Store) querier(bs []*block, mint, maxt int64, err error) (storage.Querier, error) {
 	if err != nil || len(bs) == 0 {
 		return storage.NoopQuerier(), err
 	}
@@ -363,6 +468,7 @@ func (s *Store) Querier(ctx context.Context, tenant string, mint, maxt int64) (s
 		q, err := tsdb.NewBlockQuerier(b, mint, maxt)
 		b.release() // the querier holds its own references now
 		if err != nil {
+			releaseAll(bs[len(qs)+1:])
 			return nil, errors.Join(err, closeQueriers(qs))
 		}
 		qs = append(qs, q)
@@ -372,7 +478,12 @@ func (s *Store) Querier(ctx context.Context, tenant string, mint, maxt int64) (s
 
 // ChunkQuerier is Querier for encoded chunks (remote read).
 func (s *Store) ChunkQuerier(ctx context.Context, tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
-	bs, err := s.blocks(ctx, tenant, mint, maxt)
+	bs, _, err := s.blocks(ctx, tenant, mint, maxt, nil)
+	return s.chunkQuerier(bs, mint, maxt, err)
+}
+
+// chunkQuerier merges the block chunk queriers of bs, which it releases.
+func (s *Store) chunkQuerier(bs []*block, mint, maxt int64, err error) (storage.ChunkQuerier, error) {
 	if err != nil || len(bs) == 0 {
 		return storage.NoopChunkedQuerier(), err
 	}
@@ -381,6 +492,7 @@ func (s *Store) ChunkQuerier(ctx context.Context, tenant string, mint, maxt int6
 		q, err := tsdb.NewBlockChunkQuerier(b, mint, maxt)
 		b.release()
 		if err != nil {
+			releaseAll(bs[len(qs)+1:])
 			for _, q := range qs {
 				_ = q.Close()
 			}
@@ -389,6 +501,12 @@ func (s *Store) ChunkQuerier(ctx context.Context, tenant string, mint, maxt int6
 		qs = append(qs, q)
 	}
 	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+func releaseAll(bs []*block) {
+	for _, b := range bs {
+		b.release()
+	}
 }
 
 func closeQueriers(qs []storage.Querier) error {

@@ -28,20 +28,34 @@ type refCache struct {
 
 const refShards = 64
 
+// refShard is one lock and map of the cache, padded to its own cache
+// lines: two shards sharing one made every lookup on one core invalidate
+// the other core's copy of the lock (#18).
 type refShard struct {
 	mu sync.RWMutex
-	m  map[remotewrite.SeriesKey]storage.SeriesRef
+	// m is keyed by the key's first 64 bits, so that lookups take the
+	// runtime's fast path for uint64 keys; the entry holds the other 32,
+	// and a lookup whose 32 bits differ is a miss. Two keys of one
+	// tenant equal in their first 64 bits take turns in the entry.
+	m map[uint64]refEntry
+	_ [128 - 24 - 8]byte
+}
+
+type refEntry struct {
+	ref storage.SeriesRef
+	h2  uint32
 }
 
 func newRefCache() *refCache {
 	c := &refCache{}
 	for i := range c.shards {
-		c.shards[i].m = map[remotewrite.SeriesKey]storage.SeriesRef{}
+		c.shards[i].m = map[uint64]refEntry{}
 	}
 	return c
 }
 
-func (c *refCache) shard(k remotewrite.SeriesKey) *refShard { return &c.shards[k.H1%refShards] }
+// shard picks by the key's last 32 bits, which the maps do not hash.
+func (c *refCache) shard(k remotewrite.SeriesKey) *refShard { return &c.shards[k.H2%refShards] }
 
 func (c *refCache) get(k remotewrite.SeriesKey) (storage.SeriesRef, bool) {
 	if k.IsZero() {
@@ -49,9 +63,12 @@ func (c *refCache) get(k remotewrite.SeriesKey) (storage.SeriesRef, bool) {
 	}
 	s := c.shard(k)
 	s.mu.RLock()
-	ref, ok := s.m[k]
+	e, ok := s.m[k.H1]
 	s.mu.RUnlock()
-	return ref, ok
+	if !ok || e.h2 != k.H2 {
+		return 0, false
+	}
+	return e.ref, true
 }
 
 func (c *refCache) put(k remotewrite.SeriesKey, ref storage.SeriesRef) {
@@ -60,18 +77,18 @@ func (c *refCache) put(k remotewrite.SeriesKey, ref storage.SeriesRef) {
 	}
 	s := c.shard(k)
 	s.mu.Lock()
-	if _, ok := s.m[k]; !ok {
+	if _, ok := s.m[k.H1]; !ok {
 		c.size.Add(1)
 	}
-	s.m[k] = ref
+	s.m[k.H1] = refEntry{ref: ref, h2: k.H2}
 	s.mu.Unlock()
 }
 
 func (c *refCache) forget(k remotewrite.SeriesKey) {
 	s := c.shard(k)
 	s.mu.Lock()
-	if _, ok := s.m[k]; ok {
-		delete(s.m, k)
+	if e, ok := s.m[k.H1]; ok && e.h2 == k.H2 {
+		delete(s.m, k.H1)
 		c.size.Add(-1)
 	}
 	s.mu.Unlock()

@@ -43,6 +43,9 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
 	QueryTimeout              time.Duration `yaml:"query_timeout"`
 	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
+	// MaxQueryParallelism bounds the querier workers of the query
+	// frontend that the tenant's sub-queries hold at once (#15).
+	MaxQueryParallelism int `yaml:"max_query_parallelism"`
 	// MaxQueryExpressionSizeBytes bounds the PromQL text of one request
 	// (the query, or every match[] together) before it is parsed.
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
@@ -109,6 +112,7 @@ const (
 	FlagMaxFetchedSeries       = "querier.max-fetched-series-per-query"
 	FlagQueryTimeout           = "querier.query-timeout"
 	FlagMaxConcurrentQueries   = "querier.max-concurrent-queries"
+	FlagMaxQueryParallelism    = "querier.max-query-parallelism"
 	FlagMaxQueryExprSize       = "querier.max-query-expression-size-bytes"
 	FlagMaxQueryExprDepth      = "querier.max-query-expression-depth"
 	FlagMaxSubquerySteps       = "querier.max-subquery-steps"
@@ -157,6 +161,7 @@ var keys = map[string]string{
 	FlagMaxFetchedSeries:       "max_fetched_series_per_query",
 	FlagQueryTimeout:           "query_timeout",
 	FlagMaxConcurrentQueries:   "max_concurrent_queries",
+	FlagMaxQueryParallelism:    "max_query_parallelism",
 	FlagMaxQueryExprSize:       "max_query_expression_size_bytes",
 	FlagMaxQueryExprDepth:      "max_query_expression_depth",
 	FlagMaxSubquerySteps:       "max_subquery_steps",
@@ -200,6 +205,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeries, 0, "Maximum series one query may read from storage. 0 means unlimited.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 2*time.Minute, "Maximum time one query of the tenant may run.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 20, "Queries a tenant may run at once; more are refused with 429. 0 means unlimited.")
+	fs.IntVar(&l.MaxQueryParallelism, FlagMaxQueryParallelism, 14, "Querier workers of the query frontend that the sub-queries of one tenant (the pieces of all its split queries together) may hold at once, as Mimir names it; the rest wait in the tenant's queue. -query-frontend.max-query-parallelism bounds the pieces of one query. 0 means every worker.")
 	fs.IntVar(&l.MaxQueryExpressionSizeBytes, FlagMaxQueryExprSize, 64<<10, "Maximum size in bytes of the PromQL of one request (query, or all match[] together, or a rule's expr), checked before parsing. 0 means unlimited.")
 	fs.IntVar(&l.MaxQueryExpressionDepth, FlagMaxQueryExprDepth, 64, "Maximum nesting depth of the PromQL of one request, checked before parsing: each (, [ or { and each operator adds one (see docs/security.md). 0 means unlimited.")
 	fs.IntVar(&l.MaxSubquerySteps, FlagMaxSubquerySteps, 11000, "Maximum steps one subquery may evaluate (its range, plus the range it is evaluated over, divided by its step), as a range query may return at most 11,000 points. 0 means unlimited.")
@@ -235,7 +241,7 @@ func (l Limits) Validate() error {
 		FlagIngestionRate: l.IngestionRate, FlagIngestionBurstSize: float64(l.IngestionBurstSize), FlagMaxSampleAge: float64(l.MaxSampleAge),
 		FlagMaxQueryLength: float64(l.MaxQueryLength), FlagMaxFetchedSamples: float64(l.MaxFetchedSamplesPerQuery),
 		FlagMaxFetchedSeries: float64(l.MaxFetchedSeriesPerQuery), FlagQueryTimeout: float64(l.QueryTimeout),
-		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxQueryExprSize: float64(l.MaxQueryExpressionSizeBytes),
+		FlagMaxConcurrentQueries: float64(l.MaxConcurrentQueries), FlagMaxQueryParallelism: float64(l.MaxQueryParallelism), FlagMaxQueryExprSize: float64(l.MaxQueryExpressionSizeBytes),
 		FlagMaxQueryExprDepth: float64(l.MaxQueryExpressionDepth), FlagMaxSubquerySteps: float64(l.MaxSubquerySteps), FlagMaxLabelNamesPerSeries: float64(l.MaxLabelNamesPerSeries),
 		FlagMaxLabelNameLength: float64(l.MaxLabelNameLength), FlagMaxLabelValueLength: float64(l.MaxLabelValueLength),
 		FlagRulerMaxRuleGroups: float64(l.RulerMaxRuleGroups), FlagRulerMaxRulesPerGroup: float64(l.RulerMaxRulesPerGroup),

@@ -160,3 +160,24 @@ func EncodeRounds(series []labels.Labels, first, perRound int, rounds []int, bas
 	}
 	return snappy.Encode(nil, b)
 }
+
+// EncodeSpan encodes rounds r0 to r1-1 of every series (series k is
+// series first+k of the load), one timeseries entry per series holding its
+// samples in time order, timestamp base+r*interval, as a snappy-compressed
+// remote-write 1.0 request: the shape of a sender catching up, each label
+// set sent once for many samples.
+func EncodeSpan(series []labels.Labels, first, r0, r1 int, base, interval int64) []byte {
+	req := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(series))}
+	for k, ls := range series {
+		ss := make([]prompb.Sample, 0, r1-r0)
+		for r := r0; r < r1; r++ {
+			ss = append(ss, prompb.Sample{Value: Value(first+k, r), Timestamp: base + int64(r)*interval})
+		}
+		req.Timeseries[k] = prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil), Samples: ss}
+	}
+	b, err := proto.Marshal(&req)
+	if err != nil {
+		panic("BUG: marshal generated request: " + err.Error())
+	}
+	return snappy.Encode(nil, b)
+}

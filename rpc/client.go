@@ -51,7 +51,7 @@ func DialIngester(addr string, cred Credential, tlsCfg *tls.Config) (*IngesterCl
 	return &IngesterClient{HealthClient: grpc_health_v1.NewHealthClient(conn), addr: addr, conn: conn}, nil
 }
 
-// dialRole makes the client connection to another role's gRPC service.
+// dialRole makes the connection of a client of another role.
 func dialRole(addr string, cred Credential, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	tc := insecure.NewCredentials()
 	if tlsCfg != nil {
@@ -61,7 +61,7 @@ func dialRole(addr string, cred Credential, tlsCfg *tls.Config) (*grpc.ClientCon
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(4*windowBytes),
 		grpc.WithReadBufferSize(bufferBytes), grpc.WithWriteBufferSize(bufferBytes),
-		// A role that restarts on the same address must be reached
+		// An ingester that restarts on the same address must be reached
 		// again within a second, not after grpc-go's default backoff of
 		// up to two minutes: meanwhile it would count as a failed replica.
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
@@ -203,25 +203,28 @@ func (s *streamedSet) Next() bool {
 	}
 	cs := s.batch.ChunkedSeries[s.next]
 	s.next++
+	s.cur, s.err = chunkSeriesFromProto(s.addr, cs, &s.b)
+	return s.err == nil
+}
+
+// chunkSeriesFromProto is a series received from addr.
+func chunkSeriesFromProto(addr string, cs *prompb.ChunkedSeries, b *labels.ScratchBuilder) (storage.ChunkSeries, error) {
 	metas := make([]chunks.Meta, 0, len(cs.Chunks))
 	for _, ch := range cs.Chunks {
 		enc, ok := fromChunkEncoding(ch.Type)
 		if !ok {
-			s.err = fmt.Errorf("%s: chunk of unknown encoding %d", s.addr, ch.Type)
-			return false
+			return nil, fmt.Errorf("%s: chunk of unknown encoding %d", addr, ch.Type)
 		}
 		chk, err := chunkenc.FromData(enc, ch.Data)
 		if err != nil {
-			s.err = fmt.Errorf("%s: %w", s.addr, err)
-			return false
+			return nil, fmt.Errorf("%s: %w", addr, err)
 		}
 		metas = append(metas, chunks.Meta{MinTime: ch.MinTimeMs, MaxTime: ch.MaxTimeMs, Chunk: chk})
 	}
-	s.cur = &storage.ChunkSeriesEntry{
-		Lset:            labelsFromProto(cs.Labels, &s.b),
+	return &storage.ChunkSeriesEntry{
+		Lset:            labelsFromProto(cs.Labels, b),
 		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator(metas...) },
-	}
-	return true
+	}, nil
 }
 
 func (s *streamedSet) At() storage.ChunkSeries { return s.cur }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -81,12 +82,14 @@ func (*Empty) Marshal() ([]byte, error) { return nil, nil }
 func (*Empty) Unmarshal([]byte) error { return nil }
 
 // LabelsRequest asks for label names (Name empty) or the values of label
-// Name, of the series matching Matchers in [Start, End].
+// Name, of the series matching Matchers in [Start, End]. Asked of a
+// store-gateway, it names the blocks to read (Blocks).
 type LabelsRequest struct {
 	Start, End int64
 	Name       string
 	Matchers   []*prompb.LabelMatcher
 	Limit      int64
+	Blocks     []ulid.ULID
 }
 
 // Marshal implements selfMarshaler.
@@ -99,7 +102,8 @@ func (m *LabelsRequest) Marshal() ([]byte, error) {
 	if b, err = appendMatchers(b, 4, m.Matchers); err != nil {
 		return nil, err
 	}
-	return appendVarint(b, 5, uint64(m.Limit)), nil
+	b = appendVarint(b, 5, uint64(m.Limit))
+	return appendBlocks(b, 6, m.Blocks), nil
 }
 
 // Unmarshal implements selfMarshaler.
@@ -121,14 +125,18 @@ func (m *LabelsRequest) Unmarshal(b []byte) error {
 			m.Matchers = append(m.Matchers, &lm)
 		case 5:
 			m.Limit = int64(v)
+		case 6:
+			return appendBlock(&m.Blocks, raw)
 		}
 		return nil
 	})
 }
 
-// LabelsResponse holds sorted label names or values.
+// LabelsResponse holds sorted label names or values; from a store-gateway,
+// also the blocks they are of (those of the request it holds).
 type LabelsResponse struct {
 	Values []string
+	Blocks []ulid.ULID
 }
 
 // Marshal implements selfMarshaler.
@@ -138,15 +146,18 @@ func (m *LabelsResponse) Marshal() ([]byte, error) {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendString(b, v)
 	}
-	return b, nil
+	return appendBlocks(b, 2, m.Blocks), nil
 }
 
 // Unmarshal implements selfMarshaler.
 func (m *LabelsResponse) Unmarshal(b []byte) error {
 	*m = LabelsResponse{}
 	return walk(b, func(num protowire.Number, _ protowire.Type, _ uint64, raw []byte) error {
-		if num == 1 {
+		switch num {
+		case 1:
 			m.Values = append(m.Values, string(raw))
+		case 2:
+			return appendBlock(&m.Blocks, raw)
 		}
 		return nil
 	})

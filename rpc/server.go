@@ -84,7 +84,10 @@ func (s *ingesterService) push(ctx context.Context, in *PushRequest) (*PushRespo
 
 // status turns an ingester error into a gRPC status whose code carries
 // the error's kind.
-func (s *ingesterService) status(err error) error {
+func (s *ingesterService) status(err error) error { return statusOf(err) }
+
+// statusOf is the gRPC status of an error of a role.
+func statusOf(err error) error {
 	return status.Error(codeOf(err), err.Error())
 }
 
@@ -103,11 +106,21 @@ func (s *ingesterService) selectSeries(q *prompb.Query, stream grpc.ServerStream
 		return s.status(err)
 	}
 	defer cq.Close()
-	set := cq.Select(ctx, true, hints, ms...)
+	var resp prompb.ChunkedReadResponse
+	return streamChunks(cq.Select(ctx, true, hints, ms...), func(batch []*prompb.ChunkedSeries) error {
+		resp.ChunkedSeries = batch
+		return stream.SendMsg(&resp)
+	})
+}
+
+// streamChunks sends the series of set through send in batches of about
+// maxSelectBatchBytes of chunk data (the batch is reused after send
+// returns). Errors are gRPC statuses.
+func streamChunks(set storage.ChunkSeriesSet, send func([]*prompb.ChunkedSeries) error) error {
 	var (
-		resp prompb.ChunkedReadResponse
-		size int
-		ls   []prompb.Label
+		batch []*prompb.ChunkedSeries
+		size  int
+		ls    []prompb.Label
 	)
 	for set.Next() {
 		series := set.At()
@@ -125,7 +138,7 @@ func (s *ingesterService) selectSeries(q *prompb.Query, stream grpc.ServerStream
 			size += len(data)
 		}
 		if err := it.Err(); err != nil {
-			return s.status(err)
+			return statusOf(err)
 		}
 		if len(cs.Chunks) == 0 {
 			// Its samples are deleted (#14): the head lists such a
@@ -133,19 +146,19 @@ func (s *ingesterService) selectSeries(q *prompb.Query, stream grpc.ServerStream
 			// Prometheus's chunk-to-sample conversion.
 			continue
 		}
-		resp.ChunkedSeries = append(resp.ChunkedSeries, cs)
+		batch = append(batch, cs)
 		if size >= maxSelectBatchBytes {
-			if err := stream.SendMsg(&resp); err != nil {
+			if err := send(batch); err != nil {
 				return err
 			}
-			resp.ChunkedSeries, size = resp.ChunkedSeries[:0], 0
+			batch, size = batch[:0], 0
 		}
 	}
 	if err := set.Err(); err != nil {
-		return s.status(err)
+		return statusOf(err)
 	}
-	if len(resp.ChunkedSeries) > 0 {
-		return stream.SendMsg(&resp)
+	if len(batch) > 0 {
+		return send(batch)
 	}
 	return nil
 }
@@ -315,12 +328,19 @@ func kindOf(c codes.Code) error {
 // meant, so that a 4xx from an ingester stays a 4xx and a fault that a
 // retry may cure stays a 503.
 type Error struct {
+	Role    string // empty: ingester
 	Addr    string
 	Code    codes.Code
 	Message string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("ingester %s: %s", e.Addr, e.Message) }
+func (e *Error) Error() string {
+	role := e.Role
+	if role == "" {
+		role = "ingester"
+	}
+	return fmt.Sprintf("%s %s: %s", role, e.Addr, e.Message)
+}
 
 // Is matches the error's remotewrite kind.
 func (e *Error) Is(target error) bool {
@@ -329,19 +349,22 @@ func (e *Error) Is(target error) bool {
 }
 
 // wrapErr turns a call's error into an *Error naming addr.
-func wrapErr(addr string, err error) error {
+func wrapErr(addr string, err error) error { return wrapErrOf("", addr, err) }
+
+// wrapErrOf is wrapErr for a call to a role other than the ingester.
+func wrapErrOf(role, addr string, err error) error {
 	if err == nil {
 		return nil
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		return &Error{Addr: addr, Code: codes.Canceled, Message: err.Error()}
+		return &Error{Role: role, Addr: addr, Code: codes.Canceled, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Addr: addr, Code: codes.DeadlineExceeded, Message: err.Error()}
+		return &Error{Role: role, Addr: addr, Code: codes.DeadlineExceeded, Message: err.Error()}
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return &Error{Addr: addr, Code: codes.Unavailable, Message: err.Error()}
+		return &Error{Role: role, Addr: addr, Code: codes.Unavailable, Message: err.Error()}
 	}
-	return &Error{Addr: addr, Code: st.Code(), Message: st.Message()}
+	return &Error{Role: role, Addr: addr, Code: st.Code(), Message: st.Message()}
 }

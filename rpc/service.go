@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"strings"
 
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
@@ -32,19 +33,19 @@ type ingesterHandlers interface {
 	applyDeletion(context.Context, *DeletionRequest) (*Empty, error)
 }
 
-// unary adapts a typed handler to grpc.MethodDesc's handler, running the
-// server's interceptors first.
-func unary[Req any, PReq interface {
+// unary adapts a typed handler of a service whose handlers are H to
+// grpc.MethodDesc's handler, running the server's interceptors first.
+func unary[H any, Req any, PReq interface {
 	*Req
 	selfMarshaler
-}, Resp any](method string, call func(ingesterHandlers, context.Context, PReq) (Resp, error)) grpc.MethodDesc {
-	name := method[len("/"+ingesterServiceName+"/"):]
+}, Resp any](method string, call func(H, context.Context, PReq) (Resp, error)) grpc.MethodDesc {
+	name := method[strings.LastIndexByte(method, '/')+1:]
 	return grpc.MethodDesc{MethodName: name, Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
 		in := PReq(new(Req))
 		if err := dec(in); err != nil {
 			return nil, err
 		}
-		h := srv.(ingesterHandlers)
+		h := srv.(H)
 		if icpt == nil {
 			return call(h, ctx, in)
 		}

@@ -1,6 +1,7 @@
 package runtimeconfig
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,13 +10,21 @@ import (
 	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
+// ErrExists is wrapped by the errors of edits that would create what
+// exists already (a tenant, a token ID).
+var ErrExists = errors.New("exists already")
+
+// ErrNotFound is wrapped by the errors of edits naming a tenant or token
+// that does not exist.
+var ErrNotFound = errors.New("does not exist")
+
 // AddTenant adds a tenant without tokens.
 func (f *File) AddTenant(id string) error {
 	if err := tenantauth.ValidateID(id); err != nil {
 		return err
 	}
 	if _, ok := f.Tenants[id]; ok {
-		return fmt.Errorf("tenant %q exists already", id)
+		return fmt.Errorf("tenant %q %w", id, ErrExists)
 	}
 	f.Tenants[id] = &Tenant{}
 	return nil
@@ -25,7 +34,7 @@ func (f *File) AddTenant(id string) error {
 // query. Its stored data is untouched.
 func (f *File) RemoveTenant(id string) error {
 	if _, ok := f.Tenants[id]; !ok {
-		return fmt.Errorf("no tenant %q", id)
+		return fmt.Errorf("tenant %q %w", id, ErrNotFound)
 	}
 	delete(f.Tenants, id)
 	return nil
@@ -53,6 +62,19 @@ type TokenSpec struct {
 // AddToken creates a token and returns it: the only time it is visible.
 // The file keeps its hash.
 func (f *File) AddToken(spec TokenSpec, now time.Time) (token string, entry tenantauth.Token, err error) {
+	token, entry, err = NewTokenEntry(spec, now)
+	if err != nil {
+		return "", entry, err
+	}
+	if err := f.addTokenEntry(spec.Tenant, entry); err != nil {
+		return "", entry, err
+	}
+	return token, entry, nil
+}
+
+// NewTokenEntry creates a token for spec and the entry that stores its
+// hash, without adding it anywhere.
+func NewTokenEntry(spec TokenSpec, now time.Time) (token string, entry tenantauth.Token, err error) {
 	token, id, err := tenantauth.NewToken()
 	if err != nil {
 		return "", entry, err
@@ -65,16 +87,42 @@ func (f *File) AddToken(spec TokenSpec, now time.Time) (token string, entry tena
 	if err := entry.Validate(); err != nil {
 		return "", entry, err
 	}
-	if spec.Tenant == "" {
-		f.AdminTokens = append(f.AdminTokens, entry)
-		return token, entry, nil
+	return token, entry, nil
+}
+
+// addTokenEntry adds a checked token entry to tenant ("" for an admin
+// token), refusing an ID the file has already.
+func (f *File) addTokenEntry(tenant string, entry tenantauth.Token) error {
+	if err := entry.Validate(); err != nil {
+		return err
 	}
-	t, ok := f.Tenants[spec.Tenant]
+	if f.hasToken(entry.ID) {
+		return fmt.Errorf("token ID %s %w", entry.ID, ErrExists)
+	}
+	if tenant == "" {
+		f.AdminTokens = append(f.AdminTokens, entry)
+		return nil
+	}
+	t, ok := f.Tenants[tenant]
 	if !ok {
-		return "", entry, fmt.Errorf("no tenant %q: create it first with `fluxpulse tenant create -tenant %s`", spec.Tenant, spec.Tenant)
+		return fmt.Errorf("tenant %q %w: create it first with `fluxpulse tenant create -tenant %s`", tenant, ErrNotFound, tenant)
 	}
 	t.Tokens = append(t.Tokens, entry)
-	return token, entry, nil
+	return nil
+}
+
+// hasToken reports whether a token with the ID is in the file.
+func (f *File) hasToken(id string) bool {
+	match := func(t tenantauth.Token) bool { return t.ID == id }
+	if slices.ContainsFunc(f.AdminTokens, match) {
+		return true
+	}
+	for _, t := range f.Tenants {
+		if slices.ContainsFunc(t.Tokens, match) {
+			return true
+		}
+	}
+	return false
 }
 
 // RevokeToken removes the token with the given ID, wherever it is, and
@@ -90,5 +138,5 @@ func (f *File) RevokeToken(id string) (string, error) {
 			return tn, nil
 		}
 	}
-	return "", fmt.Errorf("no token with ID %q", id)
+	return "", fmt.Errorf("token with ID %q %w", id, ErrNotFound)
 }

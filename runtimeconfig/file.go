@@ -108,7 +108,8 @@ type Applier func(old, cur *Config)
 
 // Watcher reloads the runtime file when it changes.
 type Watcher struct {
-	path         string
+	path         string // what it reads, for logs
+	read         func(context.Context) ([]byte, error)
 	period       time.Duration
 	flagDefaults limits.Limits
 	apply        Applier
@@ -123,11 +124,22 @@ type Watcher struct {
 
 // NewWatcher returns a Watcher; Load must succeed before Run.
 func NewWatcher(path string, period time.Duration, flagDefaults limits.Limits, apply Applier, logger *slog.Logger, reg prometheus.Registerer) *Watcher {
+	read := func(context.Context) ([]byte, error) { return os.ReadFile(path) }
+	return newWatcher(path, read, period, flagDefaults, apply, logger, reg)
+}
+
+// NewStoreWatcher returns a Watcher of the configuration in a bucket store
+// (#17); Load must succeed before Run.
+func NewStoreWatcher(s *BucketStore, period time.Duration, apply Applier, logger *slog.Logger, reg prometheus.Registerer) *Watcher {
+	return newWatcher("bucket", s.Read, period, s.flagDefaults, apply, logger, reg)
+}
+
+func newWatcher(path string, read func(context.Context) ([]byte, error), period time.Duration, flagDefaults limits.Limits, apply Applier, logger *slog.Logger, reg prometheus.Registerer) *Watcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Watcher{path: path, period: period, flagDefaults: flagDefaults, apply: apply, logger: logger,
+	return &Watcher{path: path, read: read, period: period, flagDefaults: flagDefaults, apply: apply, logger: logger,
 		ok: f.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_runtime_config_last_reload_successful",
 			Help: "1 if the last read of the runtime file was valid and applied, 0 if it was refused."}),
 		lastLoad: f.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_runtime_config_last_reload_success_timestamp_seconds",
@@ -138,9 +150,13 @@ func NewWatcher(path string, period time.Duration, flagDefaults limits.Limits, a
 // Load reads the file and applies it. Unlike the reloads of Run, a failure
 // here is returned: a server does not start on a bad runtime file.
 func (w *Watcher) Load() error {
-	c, err := Load(w.path, w.flagDefaults)
+	b, err := w.read(context.Background())
 	if err != nil {
-		return err
+		return fmt.Errorf("read runtime configuration: %w", err)
+	}
+	c, err := Parse(b, w.flagDefaults)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.path, err)
 	}
 	w.set(c)
 	return nil
@@ -172,15 +188,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			w.reload()
+			w.reload(ctx)
 		}
 	}
 }
 
+// Reload reads the configuration now, as Run does every period; the admin
+// API calls it so that its change applies at once in its own process.
+func (w *Watcher) Reload(ctx context.Context) { w.reload(ctx) }
+
 // reload applies the file if it changed and is valid; a bad file is logged
 // and the configuration in force stays.
-func (w *Watcher) reload() {
-	b, err := os.ReadFile(w.path)
+func (w *Watcher) reload(ctx context.Context) {
+	b, err := w.read(ctx)
 	if err != nil {
 		w.ok.Set(0)
 		w.logger.Error("runtime file not reloaded, keeping the configuration in force", "path", w.path, "err", err)

@@ -151,15 +151,15 @@ func TestWatcherKeepsGoodConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte("tenants: {a: {limits: {max_series: oops}}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.reload()
+	w.reload(t.Context())
 	if len(applied) != 1 || w.Current().Limits["a"].MaxSeries != 5 {
 		t.Fatalf("a bad edit replaced the configuration: %d applied", len(applied))
 	}
 	if err := os.WriteFile(path, []byte("tenants: {a: {limits: {max_series: 9}}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.reload()
-	w.reload() // unchanged file: not applied again
+	w.reload(t.Context())
+	w.reload(t.Context()) // unchanged file: not applied again
 	if len(applied) != 2 || w.Current().Limits["a"].MaxSeries != 9 {
 		t.Fatalf("good edit: %d applied, max_series %d", len(applied), w.Current().Limits["a"].MaxSeries)
 	}

@@ -10,6 +10,7 @@
 //	fluxpulse-bench compare -prometheus BIN -fluxpulse BIN …     FluxPulse and Prometheus side by side
 //	fluxpulse-bench cluster -fluxpulse BIN …                     one process against a local RF=3 cluster
 //	fluxpulse-bench idle -url … -metrics-url … -tenants 1000     the heap idle tenants leave behind
+//	fluxpulse-bench longrange -prometheus BIN -fluxpulse BIN …   a week of data, a dashboard over it refreshed
 package main
 
 import (
@@ -24,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare|cluster|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: fluxpulse-bench run|compare|cluster|idle|longrange [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -37,8 +38,10 @@ func main() {
 		err = clusterCmd(os.Args[2:])
 	case "idle":
 		err = idleCmd(os.Args[2:])
+	case "longrange":
+		err = longRangeCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: run, compare, cluster or idle", os.Args[1])
+		err = fmt.Errorf("unknown command %q: run, compare, cluster, idle or longrange", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fluxpulse-bench:", err)

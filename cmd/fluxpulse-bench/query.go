@@ -58,19 +58,29 @@ func (p *plan) runQueries(client *http.Client, apiURL, tenant string, repeats in
 func unix(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
 
 func (p *plan) get(client *http.Client, u string, v url.Values, tenant string) error {
+	res, err := queryRange(client, u, v, p.cfg.Auth, tenant)
+	if err == nil && len(res) == 0 {
+		err = fmt.Errorf("empty result")
+	}
+	return err
+}
+
+// queryRange asks a Prometheus query API and returns the series of its
+// result.
+func queryRange(client *http.Client, u string, v url.Values, auth, tenant string) ([]json.RawMessage, error) {
 	req, err := http.NewRequest(http.MethodGet, u+"?"+v.Encode(), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	setAuth(req, p.cfg.Auth, tenant)
+	setAuth(req, auth, tenant)
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var r struct {
 		Status string `json:"status"`
@@ -80,10 +90,7 @@ func (p *plan) get(client *http.Client, u string, v url.Values, tenant string) e
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil || r.Status != "success" {
-		return fmt.Errorf("%s: %.300s", resp.Status, b)
+		return nil, fmt.Errorf("%s: %.300s", resp.Status, b)
 	}
-	if len(r.Data.Result) == 0 {
-		return fmt.Errorf("empty result")
-	}
-	return nil
+	return r.Data.Result, nil
 }
