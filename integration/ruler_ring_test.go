@@ -136,24 +136,22 @@ func evaluatorsOn(t *testing.T, n *node, tenants []string) (map[string]string, e
 	return evaluators(gs, 40)
 }
 
-// TestClusterRulerRing: two rulers, 40 rule groups of 4 tenants, alerts
-// through a real Alertmanager to a webhook. Each group is evaluated by
-// exactly one ruler, as the rules API of either shows; after one is
-// killed with SIGKILL the other evaluates all 40 within the ring's
-// heartbeat timeout (and a check and an evaluation), the moved alerts keep
-// their activeAt (restored from ALERTS_FOR_STATE), the Alertmanager never
-// gets an alert twice within a resend delay, and the webhook gets each
-// alert firing once, never resolved (#17).
-func TestClusterRulerRing(t *testing.T) {
-	const resend, timeout = 4 * time.Second, 3 * time.Second
+// The flags of TestClusterRulerRing.
+const ringResend, ringTimeout = 4 * time.Second, 3 * time.Second
+
+// startRulerRing starts TestClusterRulerRing's Alertmanager (behind a
+// recorder of posts, sending to a webhook) and cluster (an ingester, two
+// rulers), and posts 10 groups for each of 4 tenants.
+func startRulerRing(t *testing.T) (*cluster, *webhook, *alertPosts, []string) {
+	t.Helper()
 	hook := startWebhook(t)
 	am := runAlertmanager(t, fmt.Sprintf("route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\n"+
 		"receivers: [{name: hook, webhook_configs: [{url: %q, send_resolved: true}]}]\n", hook.URL+"/ring"))
 	posts := startAlertPosts(t, am)
 	c := startCluster(t, options{ingesters: 1, rulers: 2, args: []string{"-ingester.ring.replication-factor=1",
-		"-ruler.min-evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=" + resend.String(),
+		"-ruler.min-evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=" + ringResend.String(),
 		"-ruler.for-grace-period=1s", "-ruler.alertmanager-url=" + posts.URL, "-ruler.ring.heartbeat-period=500ms",
-		"-ruler.ring.heartbeat-timeout=" + timeout.String(), "-ruler.ring.stable-period=2s"}})
+		"-ruler.ring.heartbeat-timeout=" + ringTimeout.String(), "-ruler.ring.stable-period=2s"}})
 	tenants := []string{"t0", "t1", "t2", "t3"}
 	for _, tn := range tenants {
 		for k := range 10 {
@@ -162,6 +160,21 @@ func TestClusterRulerRing(t *testing.T) {
 			}
 		}
 	}
+	return c, hook, posts, tenants
+}
+
+// TestClusterRulerRing: two rulers, 40 rule groups of 4 tenants, alerts
+// through a real Alertmanager to a webhook. Each group is evaluated by
+// exactly one ruler, as the rules API of either shows; after one is
+// killed with SIGKILL the other evaluates all 40 within the ring's
+// heartbeat timeout (and a check and an evaluation), the moved alerts keep
+// their activeAt (restored from ALERTS_FOR_STATE), the Alertmanager never
+// gets an alert twice within a resend delay, and the webhook gets each
+// alert firing once, never resolved; all of which holds again when the
+// killed ruler comes back and takes its groups back (#17).
+func TestClusterRulerRing(t *testing.T) {
+	const resend, timeout = ringResend, ringTimeout
+	c, hook, posts, tenants := startRulerRing(t)
 	var before map[string]string
 	testbin.Eventually(t, 2*time.Minute, func() error {
 		var first map[string]string
@@ -223,8 +236,16 @@ func TestClusterRulerRing(t *testing.T) {
 	})
 	time.Sleep(3 * resend) // watch a few resend delays after the handover
 	checkPosts(t, posts, resend, killed)
-	// The killed ruler comes back (same ID and tokens): it takes its
-	// groups back once the ring has been stable, from a live ruler.
+	checkRejoin(t, c, tenants, before)
+	checkPosts(t, posts, resend, killed)
+	checkNotifications(t, hook, 40)
+}
+
+// checkRejoin starts the killed ruler again (same ID and tokens): it takes
+// its groups back once the ring has been stable, from a live ruler.
+func checkRejoin(t *testing.T, c *cluster, tenants []string, before map[string]string) {
+	t.Helper()
+	victim := c.rulers[1]
 	c.restart(victim)
 	testbin.Eventually(t, time.Minute, func() error {
 		m, err := evaluatorsOn(t, c.rulers[0], tenants)
@@ -236,9 +257,7 @@ func TestClusterRulerRing(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * resend)
-	checkPosts(t, posts, resend, killed)
-	checkNotifications(t, hook, 40)
+	time.Sleep(3 * ringResend)
 	// ruler-0 gave groups back without stale markers: it replaced the
 	// rules managers of the tenants that lost groups.
 	if n := metricSum(t, "http://"+c.rulers[0].internal+"/metrics", "fluxpulse_ruler_manager_restarts_total", nil); n == 0 {
