@@ -111,7 +111,13 @@ type Compactor struct {
 	deletions *Deletions        // nil: deletion requests are not carried out
 	scan      *blockstore.Store // reads single blocks for deletions
 
+	shard  Sharding // nil: every tenant, without leases (-target=all)
+	leases *leases
+	held   map[string]*heldLease // by tenant; only Run's goroutine uses it
+	delay  time.Duration         // fault injection: DelayEachPass
+
 	compactions      *prometheus.CounterVec
+	leaseOutcomes    *prometheus.CounterVec
 	deleted          prometheus.Counter
 	backlog          prometheus.Gauge
 	failures         prometheus.Counter
@@ -130,6 +136,8 @@ func New(cfg Config, raw, bkt bucket.Bucket, keys *encryption.Keyring, lim *limi
 	return &Compactor{cfg: cfg, raw: raw, bkt: bkt, keys: keys, limits: lim, logger: logger, now: time.Now, wake: make(chan struct{}, 1),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{Name: "fluxpulse_compactor_compactions_total",
 			Help: "Compactions done, by kind: vertical (overlapping blocks) or level (adjacent blocks)."}, []string{"kind"}),
+		leaseOutcomes: f.NewCounterVec(prometheus.CounterOpts{Name: "fluxpulse_compactor_tenant_leases_total",
+			Help: "Tenant passes of a sharded compactor by what became of the tenant's lease: taken, held (by another compactor; skipped this pass) or lost (the pass stopped)."}, []string{"outcome"}),
 		deleted: f.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_compactor_blocks_deleted_total",
 			Help: "Blocks deleted from the bucket after their deletion delay."}),
 		backlog: f.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_compactor_backlog",
@@ -145,6 +153,7 @@ func New(cfg Config, raw, bkt bucket.Bucket, keys *encryption.Keyring, lim *limi
 func (c *Compactor) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
+	defer c.releaseLeases(nil)
 	for {
 		c.RunOnce(ctx)
 		select {
@@ -163,12 +172,13 @@ func (c *Compactor) RunOnce(ctx context.Context) {
 		c.logger.Warn("list tenants", "err", err)
 		return
 	}
+	c.releaseLeases(tenants)
 	backlog := 0
 	for _, t := range tenants {
 		if ctx.Err() != nil {
 			return
 		}
-		left, err := c.CompactTenant(ctx, t)
+		left, err := c.passTenant(ctx, t)
 		backlog += left
 		if err != nil && ctx.Err() == nil {
 			c.failures.Inc()
@@ -236,6 +246,9 @@ func (c *Compactor) CompactTenant(ctx context.Context, tenant string) (int, erro
 			return 0, nil
 		}
 		if done == maxPerPass {
+			return 1, nil
+		}
+		if !c.stillOwned(tenant) {
 			return 1, nil
 		}
 		out, err := c.compact(ctx, tenant, group)

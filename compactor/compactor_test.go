@@ -3,6 +3,7 @@ package compactor_test
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -17,6 +18,16 @@ import (
 
 func newCompactor(t *testing.T, b blockstoretest.Buckets, mod func(*limits.Limits)) *compactor.Compactor {
 	t.Helper()
+	return newCompactorWith(t, b, mod, nil)
+}
+
+func newCompactorLogged(t *testing.T, b blockstoretest.Buckets, l *slog.Logger) *compactor.Compactor {
+	t.Helper()
+	return newCompactorWith(t, b, nil, l)
+}
+
+func newCompactorWith(t *testing.T, b blockstoretest.Buckets, mod func(*limits.Limits), l *slog.Logger) *compactor.Compactor {
+	t.Helper()
 	var cfg compactor.Config
 	var lim limits.Limits
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
@@ -29,7 +40,7 @@ func newCompactor(t *testing.T, b blockstoretest.Buckets, mod func(*limits.Limit
 	if mod != nil {
 		mod(&lim)
 	}
-	c, err := compactor.New(cfg, b.Raw, b.Enc, b.Keys, limits.NewOverrides(lim), nil, nil)
+	c, err := compactor.New(cfg, b.Raw, b.Enc, b.Keys, limits.NewOverrides(lim), l, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

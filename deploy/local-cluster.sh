@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts a FluxPulse cluster on loopback: 3 ingesters in zones a, b and c
 # (replication factor 3), 3 store-gateways (replication factor 3), 2
-# distributors, 1 querier, 1 compactor, 1 ruler and 1 alertmanager, sharing one filesystem bucket, one key file, one
+# distributors, 1 querier, 2 compactors, 2 rulers and 1 alertmanager, sharing one filesystem bucket, one key file, one
 # runtime file and one cluster secret. Prints the URLs, and stops everything on Ctrl-C.
 #
 #   deploy/local-cluster.sh [DIR]      (default DIR: ./local-cluster)
@@ -76,12 +76,14 @@ done
 start distributor-1 distributor 11
 start distributor-2 distributor 12
 start querier querier 21
-start compactor compactor 31
-start ruler ruler 41 -ruler.multitenant-alertmanager-url=http://127.0.0.1:9151
+for k in 1 2; do # the rulers share the rule groups, the compactors the tenants, over their rings
+	start "compactor-$k" compactor "3$k" -compactor.ring.instance-id="compactor-$k"
+	start "ruler-$k" ruler "4$k" -ruler.ring.instance-id="ruler-$k" -ruler.multitenant-alertmanager-url=http://127.0.0.1:9151
+done
 start alertmanager alertmanager 51
 
 printf 'waiting for the cluster'
-for n in 01 02 03 61 62 63 11 12 21 31 41 51; do
+for n in 01 02 03 61 62 63 11 12 21 31 32 41 42 51; do
 	tries=0
 	until curl -fs "http://127.0.0.1:91$n/ready" >/dev/null 2>&1; do
 		tries=$((tries + 1))
@@ -104,13 +106,13 @@ FluxPulse cluster on loopback (data in $dir):
   remote write   http://127.0.0.1:9111/api/v1/push  or  http://127.0.0.1:9112/api/v1/push
                  (header X-Scope-OrgID: <tenant>)
   Grafana        http://127.0.0.1:9121/prometheus   (querier; same header)
-  rules API      http://127.0.0.1:9141/prometheus/config/v1/rules (ruler)
+  rules API      http://127.0.0.1:9141/prometheus/config/v1/rules (either ruler: 9141, 9142)
   Alertmanager   http://127.0.0.1:9151/api/v1/alerts (configuration),
                  amtool --alertmanager.url=http://127.0.0.1:9151/alertmanager (sends no tenant:
                  put X-Scope-OrgID in an --http.config.file's http_headers)
   ring           http://127.0.0.1:9221/ring          memberlist: http://127.0.0.1:9221/memberlist
   metrics        http://127.0.0.1:92NN/metrics       (NN: 01-03 ingesters, 11-12 distributors,
-                                                      21 querier, 31 compactor, 41 ruler, 51 alertmanager,
+                                                      21 querier, 31-32 compactors, 41-42 rulers, 51 alertmanager,
                                                       61-63 store-gateways; their ring: /store-gateway/ring)
 
 Ctrl-C stops the cluster.

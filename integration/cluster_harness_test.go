@@ -32,6 +32,7 @@ type options struct {
 	// rulers send alerts to it (-ruler.multitenant-alertmanager-url).
 	alerting bool
 	args     []string // for every process
+	env      []string // environment of every process (fault injection)
 }
 
 // node is one FluxPulse process of the cluster.
@@ -64,6 +65,7 @@ type cluster struct {
 	gateways     []*node  // store-gateways
 	ruler, am    *node    // with options.alerting: the first ruler, the alertmanager
 	common       []string // arguments of every node
+	env          []string
 	zones        []string
 }
 
@@ -118,7 +120,7 @@ func startCluster(t *testing.T, o options) *cluster {
 	if o.storeGateways > 0 {
 		common = append(common, "-store-gateway.sharding-enabled", "-store-gateway.sharding-ring.heartbeat-period=1s")
 	}
-	c.common, c.zones = common, o.zones
+	c.common, c.zones, c.env = common, o.zones, o.env
 	var all []*node
 	for _, ns := range [][]*node{c.ingesters, c.gateways, c.distributors, c.queriers, c.frontends, alerting, c.rulers, c.compactors} {
 		all = append(all, ns...)
@@ -162,6 +164,9 @@ func (c *cluster) setArgs(n *node, k int) {
 		}
 		n.args = append(n.args, "-query-frontend.downstream-url="+strings.Join(urls, ","))
 	}
+	if n.role == "ruler" || n.role == "compactor" {
+		n.args = append(n.args, "-"+n.role+".ring.instance-id="+n.name)
+	}
 	if n.role == "ruler" && c.am != nil {
 		n.args = append(n.args, "-ruler.multitenant-alertmanager-url="+c.am.url())
 	}
@@ -179,12 +184,35 @@ func (c *cluster) addIngester() *node {
 	return n
 }
 
+// addNode starts one more node of role (ruler, compactor), which joins the
+// running cluster, and waits until it is ready.
+func (c *cluster) addNode(role string) *node {
+	c.t.Helper()
+	var k int
+	for _, n := range c.nodes {
+		if n.role == role {
+			k++
+		}
+	}
+	n := c.newNode(role, k)
+	c.setArgs(n, len(c.nodes))
+	c.nodes = append(c.nodes, n)
+	switch role {
+	case "ruler":
+		c.rulers = append(c.rulers, n)
+	case "compactor":
+		c.compactors = append(c.compactors, n)
+	}
+	c.restart(n)
+	return n
+}
+
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
 // start starts (or restarts, on its data directory) a node.
 func (c *cluster) start(n *node) {
 	c.t.Helper()
-	n.proc = testbin.Start(c.t, c.bin, nil, n.args...)
+	n.proc = testbin.Start(c.t, c.bin, c.env, n.args...)
 }
 
 // restart starts a stopped node again and waits until it is ready.

@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,14 +67,14 @@ func (r *Ruler) listRules(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, ErrNamespaceNotFound.Error(), http.StatusNotFound)
 		return
 	}
-	out := map[string][]rulefmt.RuleGroup{}
+	out := map[string][]configGroup{}
 	for _, sg := range stored {
 		var g rulefmt.RuleGroup
 		if err := yaml.Unmarshal(sg.YAML, &g); err != nil {
 			r.serverError(w, fmt.Errorf("decode stored rule group %q in namespace %q: %w", sg.Group, sg.Namespace, err))
 			return
 		}
-		out[sg.Namespace] = append(out[sg.Namespace], g)
+		out[sg.Namespace] = append(out[sg.Namespace], configGroup{RuleGroup: g, Evaluator: r.ownerOf(id, sg.Namespace, sg.Group)})
 	}
 	writeYAML(w, out)
 }
@@ -94,8 +95,76 @@ func (r *Ruler) getGroup(w http.ResponseWriter, req *http.Request) {
 		r.serverError(w, err)
 		return
 	}
+	if e := r.ownerOf(id, req.PathValue("namespace"), req.PathValue("group")); e != "" {
+		line, _ := yaml.Marshal(map[string]string{"evaluator": e})
+		b = append(bytes.TrimRight(b, "\n"), '\n')
+		b = append(b, line...)
+	}
 	w.Header().Set("Content-Type", "application/yaml")
 	_, _ = w.Write(b)
+}
+
+// configGroup is a group as the configuration API shows it: with rulers
+// sharing groups over a ring, with the ruler that owns it there (which
+// evaluates it, or takes it within the ring's stable period).
+type configGroup struct {
+	rulefmt.RuleGroup `yaml:",inline"`
+	Evaluator         string `yaml:"evaluator,omitempty"`
+}
+
+// ownerOf is the ruler that owns a group on the ring; empty when the
+// ruler is not sharded or the ring has no healthy ruler.
+func (r *Ruler) ownerOf(tenant, namespace, group string) string {
+	if r.own == nil {
+		return ""
+	}
+	id, err := r.own.ring.Owner(r.own.cfg.Token(tenant, namespace, group))
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// stripEvaluator removes the evaluator field that GET answers add to
+// each group (with rulers sharing groups), so that a group read back can
+// be posted again as it is. A body that is not one YAML document is left
+// as it is, for the validation to refuse.
+func stripEvaluator(body []byte) []byte {
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	var doc, extra yaml.Node
+	if dec.Decode(&doc) != nil || dec.Decode(&extra) == nil || len(doc.Content) != 1 {
+		return body
+	}
+	root := doc.Content[0]
+	groups := []*yaml.Node{root}
+	if root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if root.Content[i].Value == "groups" && root.Content[i+1].Kind == yaml.SequenceNode {
+				groups = root.Content[i+1].Content
+			}
+		}
+	}
+	removed := false
+	for _, g := range groups {
+		if g.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(g.Content); i += 2 {
+			if g.Content[i].Value == "evaluator" {
+				g.Content = append(g.Content[:i], g.Content[i+2:]...)
+				removed = true
+				break
+			}
+		}
+	}
+	if !removed {
+		return body
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // createGroups answers POST /api/v1/rules/{namespace}: it stores the group
@@ -142,7 +211,7 @@ func (r *Ruler) storeGroups(w http.ResponseWriter, req *http.Request, id, ns str
 	if err != nil {
 		return http.StatusBadRequest, fmt.Errorf("read the body: %w", err)
 	}
-	gs, nodes, err := parseBody(body)
+	gs, nodes, err := parseBody(stripEvaluator(body))
 	if err != nil {
 		return http.StatusBadRequest, err
 	}

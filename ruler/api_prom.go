@@ -1,12 +1,15 @@
 package ruler
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +55,9 @@ func promTenant(w http.ResponseWriter, req *http.Request) (string, bool) {
 
 // groups returns the tenant's rule groups, sorted by namespace and name.
 func (r *Ruler) groups(id string) []*rules.Group {
-	if t := r.tenant(id); t != nil {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if t := r.tenants[id]; t != nil {
 		return t.manager.RuleGroups()
 	}
 	return nil
@@ -126,8 +131,61 @@ func parseRulesFilter(req *http.Request, p parser.Parser, id string, lim limits.
 	return f, nil
 }
 
+// apiRuleGroup is a group as GET /api/v1/rules shows it, with the ruler
+// that evaluates it when rulers share their groups over a ring.
+type apiRuleGroup struct {
+	*v1.RuleGroup
+	Evaluator string `json:"evaluator,omitempty"`
+}
+
+// Peers reaches the other rulers of the ring (cmd/fluxpulse, over gRPC).
+type Peers interface {
+	// Groups returns, for the tenant of ctx, what OwnGroups returns on
+	// every other healthy ruler of the ring for query.
+	Groups(ctx context.Context, query string) ([][]byte, error)
+}
+
+// SetPeers makes GET /api/v1/rules answer for every group of the tenant,
+// whichever ruler evaluates it: the other rulers are asked. Call it before
+// serving.
+func (r *Ruler) SetPeers(p Peers) { r.peers = p }
+
+// OwnGroups returns the tenant's groups this ruler evaluates that the
+// rules API's parameters in query select, as a JSON array of groups (each
+// with its evaluator), without paging.
+func (r *Ruler) OwnGroups(tenant, query string) ([]byte, error) {
+	req := &http.Request{Method: http.MethodGet, URL: &url.URL{RawQuery: query}}
+	f, err := parseRulesFilter(req, r.parser, tenant, r.deps.Limits.Limits(tenant))
+	if err != nil {
+		return nil, err
+	}
+	f.groupLimit, f.nextToken = 0, ""
+	var out []apiRuleGroup
+	for _, g := range r.groups(tenant) {
+		if len(f.groups) > 0 && !f.groups[g.Name()] || len(f.files) > 0 && !f.files[g.File()] {
+			continue
+		}
+		if ag := apiGroup(g, f); len(ag.Rules) > 0 {
+			out = append(out, apiRuleGroup{RuleGroup: ag, Evaluator: r.Evaluator()})
+		}
+	}
+	if out == nil {
+		out = []apiRuleGroup{}
+	}
+	return json.Marshal(out)
+}
+
+// listedGroup is a group of the answer, encoded, with what sorts and pages
+// it.
+type listedGroup struct {
+	File string `json:"file"`
+	Name string `json:"name"`
+	raw  json.RawMessage
+}
+
 // prometheusRules answers GET /prometheus/api/v1/rules like Prometheus,
-// with the namespace as the file.
+// with the namespace as the file; with rulers sharing groups, for the
+// groups of every ruler, each naming its evaluator.
 func (r *Ruler) prometheusRules(w http.ResponseWriter, req *http.Request) {
 	id, ok := promTenant(w, req)
 	if !ok {
@@ -138,27 +196,67 @@ func (r *Ruler) prometheusRules(w http.ResponseWriter, req *http.Request) {
 		badData(w, "%v", err)
 		return
 	}
-	res := &v1.RuleDiscovery{RuleGroups: []*v1.RuleGroup{}}
+	own, err := r.OwnGroups(id, req.URL.RawQuery)
+	if err != nil {
+		badData(w, "%v", err)
+		return
+	}
+	parts := [][]byte{own}
+	if r.peers != nil {
+		more, err := r.peers.Groups(req.Context(), req.URL.RawQuery)
+		if err != nil {
+			r.logger.Error("rules API: ask the other rulers", "tenant", id, "err", err)
+			writePromJSON(w, http.StatusServiceUnavailable, promResponse{Status: "error", ErrorType: "unavailable", Error: "another ruler did not answer: " + err.Error()})
+			return
+		}
+		parts = append(parts, more...)
+	}
+	var all []listedGroup
+	for _, p := range parts {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(p, &raws); err != nil {
+			r.serverErrorJSON(w, fmt.Errorf("decode a ruler's groups: %w", err))
+			return
+		}
+		for _, raw := range raws {
+			var lg listedGroup
+			if err := json.Unmarshal(raw, &lg); err != nil {
+				r.serverErrorJSON(w, fmt.Errorf("decode a ruler's group: %w", err))
+				return
+			}
+			lg.raw = raw
+			all = append(all, lg)
+		}
+	}
+	listed := make(map[string]bool, len(all))
+	for _, g := range all {
+		listed[g.File+";"+g.Name] = true
+	}
+	missing, err := r.unevaluated(req.Context(), id, f, listed)
+	if err != nil {
+		r.serverErrorJSON(w, err)
+		return
+	}
+	all = append(all, missing...)
+	slices.SortFunc(all, func(a, b listedGroup) int {
+		return cmp.Or(strings.Compare(a.File, b.File), strings.Compare(a.Name, b.Name))
+	})
+	res := struct {
+		RuleGroups     []json.RawMessage `json:"groups"`
+		GroupNextToken string            `json:"groupNextToken,omitempty"`
+	}{RuleGroups: []json.RawMessage{}}
 	found := f.nextToken == ""
-	for _, g := range r.groups(id) {
+	for _, g := range all {
 		if !found {
-			found = nextToken(g) == f.nextToken
-			if !found {
+			if found = groupToken(g.File, g.Name) == f.nextToken; !found {
 				continue
 			}
 		}
-		if len(f.groups) > 0 && !f.groups[g.Name()] || len(f.files) > 0 && !f.files[g.File()] {
-			continue
-		}
-		ag := apiGroup(g, f)
-		if len(ag.Rules) == 0 {
-			continue
-		}
 		if f.groupLimit > 0 && len(res.RuleGroups) == f.groupLimit {
-			res.GroupNextToken = nextToken(g)
+			res.GroupNextToken = groupToken(g.File, g.Name)
 			break
 		}
-		res.RuleGroups = append(res.RuleGroups, ag)
+		res.RuleGroups = append(res.RuleGroups, g.raw)
 	}
 	if !found {
 		badData(w, "invalid parameter \"group_next_token\": invalid group_next_token '%v'. were rule groups changed?", f.nextToken)
@@ -167,8 +265,14 @@ func (r *Ruler) prometheusRules(w http.ResponseWriter, req *http.Request) {
 	writePromJSON(w, http.StatusOK, promResponse{Status: "success", Data: res})
 }
 
-func nextToken(g *rules.Group) string {
-	h := sha256.Sum256([]byte(g.File() + ";" + g.Name()))
+// serverErrorJSON logs a fault and answers 500 in the API's envelope.
+func (r *Ruler) serverErrorJSON(w http.ResponseWriter, err error) {
+	r.logger.Error("rules API", "err", err)
+	writePromJSON(w, http.StatusInternalServerError, promResponse{Status: "error", ErrorType: "internal", Error: "internal error; see the server log"})
+}
+
+func groupToken(file, name string) string {
+	h := sha256.Sum256([]byte(file + ";" + name))
 	return hex.EncodeToString(h[:])
 }
 
@@ -233,7 +337,8 @@ func apiAlerts(as []*rules.Alert) []*v1.Alert {
 }
 
 // prometheusAlerts answers GET /prometheus/api/v1/alerts like Prometheus:
-// every pending and firing alert of the tenant.
+// every pending and firing alert of the tenant; with rulers sharing
+// groups, the other rulers' too (read from their alerting rules).
 func (r *Ruler) prometheusAlerts(w http.ResponseWriter, req *http.Request) {
 	id, ok := promTenant(w, req)
 	if !ok {
@@ -243,6 +348,30 @@ func (r *Ruler) prometheusAlerts(w http.ResponseWriter, req *http.Request) {
 	for _, g := range r.groups(id) {
 		for _, rl := range g.AlertingRules() {
 			res.Alerts = append(res.Alerts, apiAlerts(rl.ActiveAlerts())...)
+		}
+	}
+	if r.peers != nil {
+		more, err := r.peers.Groups(req.Context(), "type=alert")
+		if err != nil {
+			r.logger.Error("alerts API: ask the other rulers", "tenant", id, "err", err)
+			writePromJSON(w, http.StatusServiceUnavailable, promResponse{Status: "error", ErrorType: "unavailable", Error: "another ruler did not answer: " + err.Error()})
+			return
+		}
+		for _, p := range more {
+			var gs []struct {
+				Rules []struct {
+					Alerts []*v1.Alert `json:"alerts"`
+				} `json:"rules"`
+			}
+			if err := json.Unmarshal(p, &gs); err != nil {
+				r.serverErrorJSON(w, fmt.Errorf("decode a ruler's groups: %w", err))
+				return
+			}
+			for _, g := range gs {
+				for _, rl := range g.Rules {
+					res.Alerts = append(res.Alerts, rl.Alerts...)
+				}
+			}
 		}
 	}
 	writePromJSON(w, http.StatusOK, promResponse{Status: "success", Data: res})

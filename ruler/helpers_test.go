@@ -68,6 +68,14 @@ func testConfig(t testing.TB) Config {
 // change the dependencies before the ruler is built.
 func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket, opts ...func(*Dependencies)) *env {
 	t.Helper()
+	e := buildEnv(t, cfg, db, bkt, opts...)
+	e.start()
+	return e
+}
+
+// buildEnv is newEnv without running the ruler: start runs it.
+func buildEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket, opts ...func(*Dependencies)) *env {
+	t.Helper()
 	if db == nil {
 		var err error
 		if db, err = tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil); err != nil {
@@ -106,11 +114,16 @@ func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket, opts ...fu
 			return auth.Middleware(tenantauth.ScopeRead, tenantauth.PlainError, h)
 		})
 	e.srv = httptest.NewServer(mux)
+	return e
+}
+
+// start runs the ruler until the test ends or stop.
+func (e *env) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = r.Run(ctx)
+		_ = e.r.Run(ctx)
 	}()
 	var once sync.Once
 	e.stop = func() {
@@ -120,8 +133,7 @@ func newEnv(t *testing.T, cfg Config, db *tsdb.DB, bkt bucket.Bucket, opts ...fu
 			e.srv.Close()
 		})
 	}
-	t.Cleanup(e.stop)
-	return e
+	e.t.Cleanup(e.stop)
 }
 
 // do sends a request as tenant ("" for none) and returns status and body.

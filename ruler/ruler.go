@@ -178,13 +178,18 @@ type Ruler struct {
 	tenants map[string]*tenant
 
 	pendingMu sync.Mutex
-	pending   map[string]bool
+	pending   map[string]bool // tenants to read again from the bucket
+	moved     map[string]bool // tenants whose groups changed hands
 	wake      chan struct{}
+
+	own   *ownership // nil: this ruler evaluates every group (-target=all)
+	peers Peers      // nil: no other rulers to ask
 }
 
 type rulerMetrics struct {
 	syncs, syncFailures prometheus.Counter
 	tenants             prometheus.Gauge
+	quieted, restarts   prometheus.Counter
 }
 
 // New returns a ruler. It starts nothing: Run evaluates the rules.
@@ -203,15 +208,19 @@ func New(cfg Config, deps Dependencies, logger *slog.Logger, reg prometheus.Regi
 	r := &Ruler{
 		cfg: cfg, deps: deps, store: store{bkt: deps.Bucket}, parser: parser.NewParser(parser.Options{}),
 		extLabels: ext, extURL: u, logger: logger, reg: reg, writes: newWriteMetrics(reg), logs: logthrottle.New(time.Minute),
-		tenants: map[string]*tenant{}, pending: map[string]bool{}, wake: make(chan struct{}, 1),
+		tenants: map[string]*tenant{}, pending: map[string]bool{}, moved: map[string]bool{}, wake: make(chan struct{}, 1),
 		m: rulerMetrics{
 			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_syncs_total", Help: "Reads of tenants' rule groups from object storage."}),
 			syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_sync_failures_total", Help: "Reads of rule groups that failed; the tenant keeps the rules it had."}),
 			tenants:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "fluxpulse_ruler_tenants", Help: "Tenants whose rules are being evaluated."}),
+			quieted: prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_handover_quieted_alerts_total",
+				Help: "Firing alerts not sent to Alertmanager because the ruler that evaluated their group before may have sent them less than a resend delay ago."}),
+			restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "fluxpulse_ruler_manager_restarts_total",
+				Help: "Tenants' rules managers replaced because some of their groups moved to another ruler."}),
 		},
 	}
 	if reg != nil {
-		reg.MustRegister(r.m.syncs, r.m.syncFailures, r.m.tenants)
+		reg.MustRegister(r.m.syncs, r.m.syncFailures, r.m.tenants, r.m.quieted, r.m.restarts)
 		r.reg = prometheus.WrapRegistererWithPrefix("fluxpulse_ruler_", reg)
 	}
 	return r, nil
@@ -221,6 +230,13 @@ func New(cfg Config, deps Dependencies, logger *slog.Logger, reg prometheus.Regi
 // with the bucket until ctx ends; then it stops every tenant's rules and
 // notifications.
 func (r *Ruler) Run(ctx context.Context) error {
+	if r.own != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.own.watch(wctx, r.cfg.ResendDelay, r.notifyMoved) })
+		defer wg.Wait()
+		defer cancel()
+	}
 	r.syncAll(ctx)
 	tick := time.NewTicker(r.cfg.PollInterval)
 	defer tick.Stop()
@@ -238,19 +254,36 @@ func (r *Ruler) Run(ctx context.Context) error {
 				ids = append(ids, id)
 			}
 			clear(r.pending)
+			moved := make([]string, 0, len(r.moved))
+			for id := range r.moved {
+				moved = append(moved, id)
+			}
+			clear(r.moved)
 			r.pendingMu.Unlock()
 			slices.Sort(ids)
 			for _, id := range ids {
 				r.syncTenant(ctx, id)
+			}
+			for _, id := range moved {
+				if t := r.tenant(id); t != nil {
+					r.applyGroups(t, t.stored)
+				}
 			}
 		}
 	}
 }
 
 // notifyChange asks Run to read a tenant's rules again now.
-func (r *Ruler) notifyChange(tenant string) {
+func (r *Ruler) notifyChange(tenant string) { r.wakeFor(r.pending, tenant) }
+
+// notifyMoved asks Run to apply a tenant's groups again: some changed
+// hands on the ring.
+func (r *Ruler) notifyMoved(tenant string) { r.wakeFor(r.moved, tenant) }
+
+// wakeFor adds tenant to set (pending or moved) and wakes Run.
+func (r *Ruler) wakeFor(set map[string]bool, tenant string) {
 	r.pendingMu.Lock()
-	r.pending[tenant] = true
+	set[tenant] = true
 	r.pendingMu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -295,6 +328,9 @@ func (r *Ruler) syncTenant(ctx context.Context, id string) {
 		r.logger.Error("read rule groups; keeping the rules loaded", "tenant", id, "err", err)
 		return
 	}
+	if r.own != nil {
+		r.own.setKnown(id, stored)
+	}
 	if len(stored) == 0 {
 		r.removeTenant(id)
 		return
@@ -321,6 +357,9 @@ func (r *Ruler) removeTenant(id string) {
 		return
 	}
 	r.logger.Info("tenant has no rules left; stopping its evaluation", "tenant", id)
+	if r.own != nil {
+		r.own.setKnown(id, nil)
+	}
 	r.stopTenant(t)
 	r.mu.Lock()
 	delete(r.tenants, id)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -28,8 +29,12 @@ type tenant struct {
 	loader   *memLoader
 	notifier *tenantNotifier
 	reg      *tenantmetrics.Registry
+	metrics  *rules.Metrics // shared by the managers the tenant has over time
 	digest   [sha256.Size]byte
 	done     chan struct{} // closed when manager.Run returns
+	ctx      context.Context
+	stored   []storedGroup     // as last read, for re-applying when groups change hands
+	applied  map[groupKey]bool // the groups the manager runs
 }
 
 // newTenant starts a rules manager for the tenant, with no groups yet. Its
@@ -47,35 +52,56 @@ func (r *Ruler) newTenant(ctx context.Context, id string) *tenant {
 	if r.reg != nil {
 		registerer = reg
 	}
-	t.manager = rules.NewManager(&rules.ManagerOptions{
+	t.metrics = rules.NewGroupMetrics(registerer)
+	t.ctx = ctx
+	r.startManager(t)
+	return t
+}
+
+// startManager starts a new rules manager for the tenant, with no groups.
+func (r *Ruler) startManager(t *tenant) {
+	id := t.id
+	send := rules.SendAlerts(t.notifier, r.extURL.String())
+	m := rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		ExternalURL:          r.extURL,
 		QueryFunc:            rules.EngineQueryFunc(r.deps.Engine, r.deps.Queryable),
-		NotifyFunc:           rules.SendAlerts(t.notifier, r.extURL.String()),
-		Context:              tenantauth.With(ctx, actorRuler, id),
-		AppendableV2:         &appendable{tenant: id, pusher: r.deps.Pusher, metrics: r.writes, logs: r.logs, logger: r.logger},
-		Queryable:            r.deps.Queryable,
-		Logger:               r.logger.With("tenant", id),
-		Registerer:           registerer,
-		OutageTolerance:      r.cfg.OutageTolerance,
-		ForGracePeriod:       r.cfg.ForGracePeriod,
-		ResendDelay:          r.cfg.ResendDelay,
-		GroupLoader:          t.loader,
+		NotifyFunc: func(ctx context.Context, expr string, alerts ...*rules.Alert) {
+			if alerts = r.quiet(ctx, alerts); len(alerts) > 0 {
+				send(ctx, expr, alerts...)
+			}
+		},
+		Context:         tenantauth.With(t.ctx, actorRuler, id),
+		AppendableV2:    &appendable{tenant: id, pusher: r.deps.Pusher, metrics: r.writes, logs: r.logs, logger: r.logger},
+		Queryable:       r.deps.Queryable,
+		Logger:          r.logger.With("tenant", id),
+		Metrics:         t.metrics,
+		OutageTolerance: r.cfg.OutageTolerance,
+		ForGracePeriod:  r.cfg.ForGracePeriod,
+		ResendDelay:     r.cfg.ResendDelay,
+		GroupLoader:     t.loader,
 		// Groups added to a running tenant may have been evaluated before
 		// (by another process, or before a failed read): restore them too.
 		RestoreNewRuleGroups: true,
 		Parser:               r.parser,
 	})
+	done := make(chan struct{})
 	go func() {
-		defer close(t.done)
-		t.manager.Run()
+		defer close(done)
+		m.Run()
 	}()
-	return t
+	r.mu.Lock()
+	t.manager, t.done, t.applied, t.digest = m, done, map[groupKey]bool{}, [sha256.Size]byte{}
+	r.mu.Unlock()
 }
 
 // applyGroups hands the tenant's stored groups to its manager, unless they
 // are what it runs already. Groups that no longer validate are skipped.
 func (r *Ruler) applyGroups(t *tenant, stored []storedGroup) {
+	t.stored = stored
+	if r.own != nil {
+		stored = r.ownedOf(t, stored)
+	}
 	lim := r.deps.Limits.Limits(t.id)
 	byNS := map[string][]rulefmt.RuleGroup{}
 	var namespaces []string
@@ -109,13 +135,50 @@ func (r *Ruler) applyGroups(t *tenant, stored []storedGroup) {
 	}
 	t.loader.set(byNS)
 	slices.Sort(namespaces)
-	if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, r.extLabels, r.extURL.String(), nil); err != nil {
+	applied := make(map[groupKey]bool, len(stored))
+	for _, sg := range stored {
+		applied[groupKey{t.id, sg.Namespace, sg.Group}] = true
+	}
+	if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, r.extLabels, r.extURL.String(), r.evalIteration(t.id)); err != nil {
 		r.m.syncFailures.Inc()
 		r.logger.Error("load rule groups; keeping the previous ones", "tenant", t.id, "err", err)
 		return
 	}
-	t.digest = digest
-	r.logger.Info("rule groups loaded", "tenant", t.id, "namespaces", len(namespaces), "groups", len(stored))
+	t.digest, t.applied = digest, applied
+	r.logger.Info("rule groups loaded", "tenant", t.id, "namespaces", len(namespaces), "groups", len(stored), "evaluator", r.Evaluator())
+}
+
+// ownedOf returns the stored groups this ruler owns. When the tenant's
+// manager runs a stored group the ruler no longer owns, the manager is
+// replaced by a new one: a rules manager writes stale markers for the
+// series of a group removed from it, ALERTS_FOR_STATE among them, and the
+// new owner would then restore nothing; a stopped manager writes none.
+// The groups kept restore their state from ALERTS_FOR_STATE, quietly for
+// a resend delay (they were just sent).
+func (r *Ruler) ownedOf(t *tenant, stored []storedGroup) []storedGroup {
+	var out []storedGroup
+	keep := map[groupKey]bool{}
+	storedKeys := map[groupKey]bool{}
+	for _, sg := range stored {
+		k := groupKey{t.id, sg.Namespace, sg.Group}
+		storedKeys[k] = true
+		if _, ok := r.own.owns(k); ok {
+			out = append(out, sg)
+			keep[k] = true
+		}
+	}
+	for k := range t.applied {
+		if !keep[k] && storedKeys[k] {
+			r.logger.Info("rule groups moved to another ruler; restarting the tenant's rules manager", "tenant", t.id)
+			t.manager.Stop()
+			<-t.done
+			r.startManager(t)
+			r.own.quietAll(t.id, time.Now(), r.cfg.ResendDelay)
+			r.m.restarts.Inc()
+			break
+		}
+	}
+	return out
 }
 
 // stopTenant stops the tenant's evaluations, then its notifications (so

@@ -15,6 +15,11 @@ func (p *process) addCompactor(heads compactor.Heads) error {
 	if err := p.carryOutDeletions(comp, heads); err != nil {
 		return err
 	}
+	if p.member != nil {
+		if err := p.shardCompactor(comp); err != nil {
+			return err
+		}
+	}
 	p.compactor = comp
 	p.addLoop(comp.Run)
 	return nil

@@ -60,6 +60,7 @@ type serverConfig struct {
 	ha           hatracker.Config
 	deletion     deletion.Config
 	storeGateway storegateway.Config
+	sharding     shardingConfig
 }
 
 func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
@@ -96,6 +97,7 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 	c.ha.RegisterFlags(fs)
 	c.deletion.RegisterFlags(fs)
 	c.storeGateway.RegisterFlags(fs)
+	c.sharding.registerFlags(fs)
 }
 
 func (c *serverConfig) validate() error {

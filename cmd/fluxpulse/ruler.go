@@ -38,6 +38,11 @@ func (p *process) addRuler(q *queryRole, pusher ruler.Pusher, dataReady func() b
 	if err != nil {
 		return err
 	}
+	if p.member != nil {
+		if err := p.shardRuler(rul); err != nil {
+			return err
+		}
+	}
 	// The rules configuration API has scope rules and answers errors as
 	// text, as Cortex and Mimir do; the Prometheus rules and alerts
 	// endpoints have scope read and answer JSON.
