@@ -112,11 +112,20 @@ func TestQueryFrontendCacheMemcached(t *testing.T) {
 		return v
 	}
 
-	before := downstream()
-	first := ask(end)
-	if got := downstream() - before; got < 3*86400 {
-		t.Fatalf("the first query asked the querier for %vs, want the whole 3 days", got)
-	}
+	// A tenant's answers are cached once it has a data key, which its first
+	// block shipped to the bucket creates: ask until the answer was stored.
+	var first any
+	testbin.Eventually(t, time.Minute, func() error {
+		before := downstream()
+		first = ask(end)
+		if got := downstream() - before; got < 3*86400 {
+			t.Fatalf("the first query asked the querier for %vs, want the whole 3 days", got)
+		}
+		if w := metricSum(t, metrics, "fluxpulse_query_frontend_results_cache_written_bytes_total", nil); w == 0 {
+			return fmt.Errorf("nothing cached yet (the tenant has no data key before its first block ships)")
+		}
+		return nil
+	})
 	// A minute of new data, and the refresh a minute later.
 	pushAll(t, fp.url()+"/api/v1/push", "cached", longRangeData(t, origin, end.Add(time.Minute), 3*24*60))
 	before, hits := downstream(), metricSum(t, metrics, "fluxpulse_query_frontend_results_cache_hits_total", nil)
