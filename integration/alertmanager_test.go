@@ -40,9 +40,12 @@ func startAlertingE2E(t *testing.T) *alertingE2E {
 		"-alertmanager.receivers-firewall-allow-cidr-networks=127.0.0.0/8")
 	e.fp.cli(t, "tenant", "create", "-tenant", "a")
 	e.fp.cli(t, "tenant", "create", "-tenant", "b")
+	// The token without the alerts scope comes first: the runtime file is
+	// rewritten whole, so the reload that makes a's and b's tokens work
+	// (waited for below) holds it too.
+	e.tokNoAlert, _ = e.fp.newToken(t, "-tenant", "a", "-scopes", "read,write,rules")
 	e.tokA, _ = e.fp.newToken(t, "-tenant", "a", "-scopes", "alerts,rules")
 	e.tokB, _ = e.fp.newToken(t, "-tenant", "b", "-scopes", "alerts,rules")
-	e.tokNoAlert, _ = e.fp.newToken(t, "-tenant", "a", "-scopes", "read,write,rules")
 	for tenant, tok := range map[string]string{"a": e.tokA, "b": e.tokB} {
 		body := userConfig(alertingConfig(e.hook.URL, e.smtp.addr, "fp-"+tenant, tmplDir))
 		testbin.Eventually(t, 10*time.Second, func() error { // the runtime file is reloaded every 100ms
