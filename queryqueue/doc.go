@@ -8,9 +8,11 @@
 // order, skipping tenants that already hold max_query_parallelism slots or
 // every slot but one, so a tenant flooding the frontend with work leaves a
 // slot free for another tenant's next request, and every other tenant with
-// work is served within one turn of the ring. The default, GOMAXPROCS + 1
-// slots, fits the querier in the same process: its work is CPU-bound, and
-// more slots than cores share the cores more thinly between more queries.
+// work is served within one turn of the ring. The default, GOMAXPROCS slots
+// (at least 2), fits the querier in the same process: its work is
+// CPU-bound, more slots than cores share the cores more thinly between more
+// queries, and the slot a flooding tenant leaves free is then a core for
+// the others.
 //
 // Invariants, under the Queue's mutex:
 //   - a tenant is in the ring exactly while its queue is non-empty;

@@ -27,8 +27,8 @@ const (
 type Config struct {
 	// QuerierWorkers is how many sub-queries run at once over all
 	// tenants: the queriers' count times the queries each should run at
-	// once, plus one (Cortex and Mimir: -querier.max-concurrent per
-	// querier); 0 is GOMAXPROCS + 1.
+	// once (Cortex and Mimir: -querier.max-concurrent per querier); 0 is
+	// GOMAXPROCS, at least 2.
 	QuerierWorkers int
 	// MaxOutstandingPerTenant bounds the requests one tenant has waiting.
 	MaxOutstandingPerTenant int
@@ -36,7 +36,7 @@ type Config struct {
 
 // RegisterFlags registers the flags of the queue.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.QuerierWorkers, FlagQuerierWorkers, 0, "Sub-queries the query frontend runs at once against its queriers, over every tenant; the rest wait in per-tenant queues served round-robin. One tenant never holds every worker: one stays free for another tenant's next sub-query. With roles apart set it to the queriers' count times the queries each should run at once, plus one (Cortex and Mimir's -querier.max-concurrent per querier). 0 means GOMAXPROCS + 1, for the querier in this process.")
+	fs.IntVar(&c.QuerierWorkers, FlagQuerierWorkers, 0, "Sub-queries the query frontend runs at once against its queriers, over every tenant; the rest wait in per-tenant queues served round-robin. One tenant never holds every worker: one stays free for another tenant's next sub-query. With roles apart set it to the queriers' count times the queries each should run at once, about their cores (Cortex and Mimir's -querier.max-concurrent per querier). 0 means GOMAXPROCS (at least 2), for the querier in this process.")
 	fs.IntVar(&c.MaxOutstandingPerTenant, FlagMaxOutstanding, 100, "Sub-queries one tenant may have waiting in the query frontend's queue; more are refused with 429.")
 }
 
@@ -115,7 +115,7 @@ func New(cfg Config, lim Limits, logger *slog.Logger, reg prometheus.Registerer)
 	}
 	workers := cfg.QuerierWorkers
 	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0) + 1
+		workers = max(2, runtime.GOMAXPROCS(0))
 	}
 	q := &Queue{cfg: cfg, workers: workers, limits: lim, logger: logger, free: workers, tenants: map[string]*tenantQueue{}}
 	q.metrics = newMetrics(reg, workers, q.busy)
