@@ -318,6 +318,11 @@ func (s *stack) checkHostSeries() {
 func (s *stack) checkNoGap(sel string, wantSeries int, start, end time.Time, allowed [2]time.Time) {
 	s.t.Helper()
 	step := e2eInterval / 2
+	// The query frontend aligns a range to its step (as Grafana expects):
+	// ask for an aligned one, so that the steps counted are the steps asked.
+	stepMs := step.Milliseconds()
+	start = time.UnixMilli((start.UnixMilli() + stepMs - 1) / stepMs * stepMs)
+	end = time.UnixMilli(end.UnixMilli() / stepMs * stepMs)
 	v, err := s.api(s.tenant, "query_range", url.Values{
 		"query": {"time() - timestamp(" + sel + ")"},
 		"start": {fmtTime(start)}, "end": {fmtTime(end)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
