@@ -53,6 +53,7 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 	if req.TrackSeries {
 		res.TrackSeries()
 	}
+	t.refs.getAll(req.Series, o.cached, o.byShard)
 	for k := range req.Series {
 		s := &req.Series[k]
 		res.BeginSeries(k, len(s.Samples), len(s.Histograms), len(s.Exemplars))
@@ -124,7 +125,7 @@ func (p *pusher) labels(st *seriesState) labels.Labels {
 // and gets its labels built. It returns false when the series is refused.
 func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 	st := seriesState{s: s}
-	if ref, ok := p.refs.get(s.Key); ok {
+	if ref := p.order.cached[index]; ref != 0 {
 		st.ref, st.known = ref, true
 		return st, true
 	}
