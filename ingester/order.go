@@ -80,9 +80,11 @@ type order struct {
 
 	// Per entry: its head reference from the tenant's reference cache (0:
 	// not cached), looked up for the whole request at once (refCache.getAll),
-	// and that lookup's scratch.
+	// and that lookup's scratch; the entries whose references the push
+	// found (in cached) and caches at its end (refCache.putAll).
 	cached  []storage.SeriesRef
 	byShard []int32
+	found   []int32
 }
 
 // maxPooledOrder keeps the table of one outsized request from being pinned.
@@ -119,6 +121,7 @@ func (op *orderPool) put(o *order) {
 		o.slots[k] = seenSeries{}
 	}
 	o.used = o.used[:0]
+	o.found = o.found[:0]
 	o.appended = nil
 	o.req = nil
 	if len(o.slots) <= maxPooledOrder {

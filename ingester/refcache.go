@@ -112,6 +112,45 @@ func (c *refCache) getAll(series []remotewrite.Series, refs []storage.SeriesRef,
 	}
 }
 
+// putAll caches refs[i] for the key of series[i], for each i in idx, shard
+// by shard as getAll looks them up (byShard is scratch of len(idx)).
+func (c *refCache) putAll(series []remotewrite.Series, refs []storage.SeriesRef, idx, byShard []int32) {
+	var start [refShards + 1]int32
+	for _, i := range idx {
+		start[series[i].Key.H2%refShards+1]++
+	}
+	for k := 1; k <= refShards; k++ {
+		start[k] += start[k-1]
+	}
+	next := start
+	for _, i := range idx {
+		k := series[i].Key.H2 % refShards
+		byShard[next[k]] = i
+		next[k]++
+	}
+	for k := range c.shards {
+		in := byShard[start[k]:start[k+1]]
+		if len(in) == 0 {
+			continue
+		}
+		s := &c.shards[k]
+		added := 0
+		s.mu.Lock()
+		for _, i := range in {
+			key := series[i].Key
+			if key.IsZero() {
+				continue
+			}
+			if _, ok := s.m[key.H1]; !ok {
+				added++
+			}
+			s.m[key.H1] = refEntry{ref: refs[i], h2: key.H2}
+		}
+		s.mu.Unlock()
+		c.size.Add(int64(added))
+	}
+}
+
 func (c *refCache) put(k remotewrite.SeriesKey, ref storage.SeriesRef) {
 	if k.IsZero() {
 		return

@@ -68,3 +68,24 @@ func TestRefCacheGetAll(t *testing.T) {
 		}
 	}
 }
+
+func TestRefCachePutAll(t *testing.T) {
+	c := newRefCache()
+	keys := []remotewrite.SeriesKey{{H1: 1, H2: 5}, {H1: 2, H2: 5 + refShards}, {}, {H1: 3, H2: 6}}
+	series := make([]remotewrite.Series, len(keys))
+	for i, k := range keys {
+		series[i].Key = k
+	}
+	c.put(keys[3], 1)
+	refs := []storage.SeriesRef{10, 20, 30, 40}
+	idx := []int32{0, 1, 2, 3} // the zero key is never cached
+	c.putAll(series, refs, idx, make([]int32, len(idx)))
+	for i, want := range []storage.SeriesRef{10, 20, 0, 40} {
+		if got, _ := c.get(keys[i]); got != want {
+			t.Fatalf("get(%v) = %d, want %d", keys[i], got, want)
+		}
+	}
+	if got := c.size.Load(); got != 3 {
+		t.Fatalf("size = %d, want 3", got)
+	}
+}
