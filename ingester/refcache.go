@@ -71,6 +71,36 @@ func (c *refCache) get(k remotewrite.SeriesKey) (storage.SeriesRef, bool) {
 	return e.ref, true
 }
 
+// sortByShard sorts the series of idx (every series when idx is nil) by
+// the shard of their keys into byShard (a counting sort) and returns where
+// each shard's part of byShard starts.
+func sortByShard(series []remotewrite.Series, idx, byShard []int32) (start [refShards + 1]int32) {
+	n := len(series)
+	if idx != nil {
+		n = len(idx)
+	}
+	at := func(j int) int32 {
+		if idx != nil {
+			return idx[j]
+		}
+		return int32(j)
+	}
+	for j := range n {
+		start[series[at(j)].Key.H2%refShards+1]++
+	}
+	for k := 1; k <= refShards; k++ {
+		start[k] += start[k-1]
+	}
+	next := start
+	for j := range n {
+		i := at(j)
+		k := series[i].Key.H2 % refShards
+		byShard[next[k]] = i
+		next[k]++
+	}
+	return start
+}
+
 // getAll looks up the keys of every series of a request at once, setting
 // refs[i] to the reference of series[i] or 0 when it is not cached. The
 // series are taken shard by shard (byShard is scratch of len(series)), so
@@ -79,19 +109,7 @@ func (c *refCache) get(k remotewrite.SeriesKey) (storage.SeriesRef, bool) {
 // two lookups would keep the CPU from overlapping their cache misses, which
 // at 100,000 series are most of a lookup's cost (#18).
 func (c *refCache) getAll(series []remotewrite.Series, refs []storage.SeriesRef, byShard []int32) {
-	var start [refShards + 1]int32
-	for i := range series {
-		start[series[i].Key.H2%refShards+1]++
-	}
-	for k := 1; k <= refShards; k++ {
-		start[k] += start[k-1]
-	}
-	next := start
-	for i := range series {
-		k := series[i].Key.H2 % refShards
-		byShard[next[k]] = int32(i)
-		next[k]++
-	}
+	start := sortByShard(series, nil, byShard)
 	for k := range c.shards {
 		idx := byShard[start[k]:start[k+1]]
 		if len(idx) == 0 {
@@ -115,19 +133,7 @@ func (c *refCache) getAll(series []remotewrite.Series, refs []storage.SeriesRef,
 // putAll caches refs[i] for the key of series[i], for each i in idx, shard
 // by shard as getAll looks them up (byShard is scratch of len(idx)).
 func (c *refCache) putAll(series []remotewrite.Series, refs []storage.SeriesRef, idx, byShard []int32) {
-	var start [refShards + 1]int32
-	for _, i := range idx {
-		start[series[i].Key.H2%refShards+1]++
-	}
-	for k := 1; k <= refShards; k++ {
-		start[k] += start[k-1]
-	}
-	next := start
-	for _, i := range idx {
-		k := series[i].Key.H2 % refShards
-		byShard[next[k]] = i
-		next[k]++
-	}
+	start := sortByShard(series, idx, byShard)
 	for k := range c.shards {
 		in := byShard[start[k]:start[k+1]]
 		if len(in) == 0 {
