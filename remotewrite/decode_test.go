@@ -293,11 +293,11 @@ func compareV2(got *Request, want *writev2.Request) string {
 				return fmt.Sprintf("series %d histogram %d: %s", i, j, d)
 			}
 		}
-		gt := gs.Metadata.Type
-		if gt == "" {
-			gt = model.MetricTypeUnknown
-		}
-		if m, _ := ws.ToMetadata(want.Symbols); m.Help != gs.Metadata.Help || m.Unit != gs.Metadata.Unit || m.Type != gt {
+		// An unspecified type is unknown to Prometheus and empty here; a type
+		// number outside the enum is empty in both.
+		m, _ := ws.ToMetadata(want.Symbols)
+		sameType := gs.Metadata.Type == m.Type || gs.Metadata.Type == "" && m.Type == model.MetricTypeUnknown
+		if m.Help != gs.Metadata.Help || m.Unit != gs.Metadata.Unit || !sameType {
 			return fmt.Sprintf("series %d: metadata %+v, want %+v", i, gs.Metadata, m)
 		}
 	}
