@@ -303,7 +303,9 @@ func (b *Filesystem) readDir(prefix string) ([]dirEntry, error) {
 	}
 	defer d.Close()
 	des, err := d.ReadDir(-1)
-	if errors.Is(err, syscall.ENOTDIR) {
+	// A directory removed between the open and the read (another process
+	// deleted its last object: a compactor deleting a block) is missing too.
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
