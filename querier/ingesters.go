@@ -217,7 +217,13 @@ func (q *ringQuerier) selectChunks(ctx context.Context, hints *storage.SelectHin
 }
 
 func (q *ringQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	sets, err := q.selectChunks(ctx, hints, ms)
+	return mergeReplicas(q.selectChunks(ctx, hints, ms))
+}
+
+// mergeReplicas merges chunk series sets whose sources hold copies of the
+// same samples (replicas, or blocks of several ingesters) into one series
+// set: the chained merge keeps one of each sample.
+func mergeReplicas(sets []storage.ChunkSeriesSet, err error) storage.SeriesSet {
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -225,7 +231,6 @@ func (q *ringQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectH
 	for k, s := range sets {
 		ss[k] = storage.NewSeriesSetFromChunkSeriesSet(s)
 	}
-	// Replicas hold the same samples: the chained merge keeps one of each.
 	return storage.NewMergeSeriesSet(ss, 0, storage.ChainedSeriesMerge)
 }
 

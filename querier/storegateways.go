@@ -238,17 +238,9 @@ func (q *gatewayQuerier) selectChunks(ctx context.Context, hints *storage.Select
 }
 
 func (q *gatewayQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	sets, err := q.selectChunks(ctx, hints, ms)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	ss := make([]storage.SeriesSet, len(sets))
-	for k, s := range sets {
-		ss[k] = storage.NewSeriesSetFromChunkSeriesSet(s)
-	}
 	// Blocks of several ingesters (RF copies) and several store-gateways
-	// hold the same samples: the chained merge keeps one of each.
-	return storage.NewMergeSeriesSet(ss, 0, storage.ChainedSeriesMerge)
+	// hold the same samples: mergeReplicas keeps one of each.
+	return mergeReplicas(q.selectChunks(ctx, hints, ms))
 }
 
 func (q *gatewayQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
