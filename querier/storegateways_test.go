@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
@@ -62,12 +64,16 @@ func (r *storeReader) LabelValues(context.Context, []ulid.ULID, string, int64, i
 }
 
 // rotatingOwners gives every block the three store-gateways a, b and c,
-// the first one picked by the block's ID, as a ring spreads them.
-type rotatingOwners struct{ err error }
+// the first one picked by the block's place in ID order, as a ring spreads
+// them: a is first for blocks 0, 3, 6 and so on.
+type rotatingOwners struct {
+	index map[ulid.ULID]int
+	err   error
+}
 
 func (o rotatingOwners) BlockOwners(id ulid.ULID) (ring.ReplicationSet, error) {
 	all := []ring.InstanceDesc{{Id: "sg-a", Addr: "a"}, {Id: "sg-b", Addr: "b"}, {Id: "sg-c", Addr: "c"}}
-	k := int(id[15]) % 3
+	k := o.index[id] % 3
 	return ring.ReplicationSet{Instances: append(all[k:], all[:k]...)}, o.err
 }
 
@@ -80,6 +86,18 @@ func (o rotatingOwners) BlockOwners(id ulid.ULID) (ring.ReplicationSet, error) {
 func TestStoreGatewaysRetryOnOtherOwners(t *testing.T) {
 	b := blockstoretest.NewBuckets(t)
 	want := blockstoretest.Ship(t, b.Enc, "t1", 20, 8)
+	metas, _, err := blockstore.ListBlocks(t.Context(), b.Enc, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) < 4 {
+		t.Fatalf("%d blocks shipped, want 4 or more: a is first for blocks 0 and 3", len(metas))
+	}
+	slices.SortFunc(metas, func(x, y tsdb.BlockMeta) int { return x.ULID.Compare(y.ULID) })
+	index := make(map[ulid.ULID]int, len(metas))
+	for k, m := range metas {
+		index[m.ULID] = k
+	}
 	newStore := func(owns func(ulid.ULID) bool) *blockstore.Store {
 		s, err := blockstore.New(blockstore.Config{Dir: t.TempDir(), SyncInterval: time.Hour, ChunkCacheSize: 32 << 20}, b.Enc, nil, nil)
 		if err != nil {
@@ -102,7 +120,7 @@ func TestStoreGatewaysRetryOnOtherOwners(t *testing.T) {
 		{name: "one fails", retries: true,
 			readers: map[string]*storeReader{"a": {err: down}, "b": {s: newStore(all)}, "c": {s: newStore(all)}}},
 		{name: "one holds half its blocks", retries: true, readers: map[string]*storeReader{
-			"a": {s: newStore(func(id ulid.ULID) bool { return id[14]%2 == 0 })}, "b": {s: newStore(all)}, "c": {s: newStore(all)}}},
+			"a": {s: newStore(func(id ulid.ULID) bool { return index[id] != 3 })}, "b": {s: newStore(all)}, "c": {s: newStore(all)}}},
 		{name: "two fail", retries: true,
 			readers: map[string]*storeReader{"a": {err: down}, "b": {err: down}, "c": {s: newStore(all)}}},
 		{name: "every owner fails", readers: map[string]*storeReader{"a": {err: down}, "b": {err: down}, "c": {s: newStore(func(ulid.ULID) bool { return false })}},
@@ -111,7 +129,9 @@ func TestStoreGatewaysRetryOnOtherOwners(t *testing.T) {
 			wantErr: []string{"no store-gateway owns it", "empty ring"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := NewStoreGateways(blockstore.NewLister(b.Enc, time.Hour), tc.owners, func(addr string) (StoreGatewayReader, error) {
+			owners := tc.owners
+			owners.index = index
+			g := NewStoreGateways(blockstore.NewLister(b.Enc, time.Hour), owners, func(addr string) (StoreGatewayReader, error) {
 				return tc.readers[addr], nil
 			}, nil)
 			ctx := tenantauth.With(t.Context(), "test", "t1")
