@@ -32,11 +32,26 @@ type Ingester interface {
 	ApplyDeletion(ctx context.Context, tenant string, req deletion.Request) error
 }
 
-// ServiceOptions configure the ingester service.
+// ServiceOptions configure the ingester and store-gateway services.
 type ServiceOptions struct {
-	// Ready reports whether the ingester may serve: its WAL is replayed and
-	// it is ACTIVE in the ring. Calls before are refused as unavailable.
+	// Ready reports whether the service may serve: an ingester's WAL is
+	// replayed, and the process is ACTIVE in its ring. Calls before are
+	// refused as unavailable.
 	Ready func() bool
+}
+
+// check returns the tenant of a call (the server's interceptor took it from
+// the call and validated it) once the service may serve; notReady says
+// why a call before that is refused.
+func (o ServiceOptions) check(ctx context.Context, notReady string) (string, error) {
+	if o.Ready != nil && !o.Ready() {
+		return "", status.Error(codes.Unavailable, notReady)
+	}
+	tenant, err := tenantauth.Tenant(ctx)
+	if err != nil {
+		return "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	return tenant, nil
 }
 
 // RegisterIngester registers the ingester service for ing on srv.
@@ -53,14 +68,7 @@ type ingesterService struct {
 const maxSelectBatchBytes = 1 << 20
 
 func (s *ingesterService) check(ctx context.Context) (string, error) {
-	if s.opts.Ready != nil && !s.opts.Ready() {
-		return "", status.Error(codes.Unavailable, "ingester is not ready: replaying its write-ahead logs or not ACTIVE in the ring yet")
-	}
-	tenant, err := tenantauth.Tenant(ctx)
-	if err != nil {
-		return "", status.Error(codes.InvalidArgument, err.Error())
-	}
-	return tenant, nil
+	return s.opts.check(ctx, "ingester is not ready: replaying its write-ahead logs or not ACTIVE in the ring yet")
 }
 
 func (s *ingesterService) push(ctx context.Context, in *PushRequest) (*PushResponse, error) {

@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-
-	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
 // The store-gateway service's full method names.
@@ -73,17 +71,8 @@ type storeGatewayService struct {
 	opts ServiceOptions
 }
 
-// check returns the tenant of the call (the server's interceptor took it
-// from the call and validated it) once the store-gateway may serve.
 func (s *storeGatewayService) check(ctx context.Context) (string, error) {
-	if s.opts.Ready != nil && !s.opts.Ready() {
-		return "", status.Error(codes.Unavailable, "store-gateway is not ready: not ACTIVE in its ring yet")
-	}
-	tenant, err := tenantauth.Tenant(ctx)
-	if err != nil {
-		return "", status.Error(codes.InvalidArgument, err.Error())
-	}
-	return tenant, nil
+	return s.opts.check(ctx, "store-gateway is not ready: not ACTIVE in its ring yet")
 }
 
 func (s *storeGatewayService) series(in *SeriesRequest, stream grpc.ServerStream) error {
