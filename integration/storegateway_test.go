@@ -100,7 +100,7 @@ func TestClusterStoreGatewayLoss(t *testing.T) {
 				return err
 			}
 			if !reflect.DeepEqual(got, want[k]) {
-				return fmt.Errorf("%s?%s answers other data than the single binary so far", p.path, p.query)
+				return fmt.Errorf("%s?%s answers other data than the single binary so far: %s", p.path, p.query, jsonDiff(got, want[k]))
 			}
 		}
 		return nil
@@ -120,6 +120,19 @@ func TestClusterStoreGatewayLoss(t *testing.T) {
 	if res := instant(t, q+"/prometheus", `count(fp_hist)`, end, "dash"); len(res) != 1 || valueOf(res) != "49" {
 		t.Fatalf("after deleting one of 50 series, count(fp_hist) = %v, want 49", res)
 	}
+}
+
+// jsonDiff shows where two decoded JSON answers first differ, with some
+// of the text around it on both sides.
+func jsonDiff(got, want any) string {
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	k := 0
+	for k < len(g) && k < len(w) && g[k] == w[k] {
+		k++
+	}
+	from := max(0, k-120)
+	return fmt.Sprintf("at byte %d, got ...%s... want ...%s...", k, g[from:min(len(g), k+120)], w[from:min(len(w), k+120)])
 }
 
 // runDashboardLoad runs the board from four clients for 30 seconds, calling
@@ -142,7 +155,7 @@ func runDashboardLoad(t *testing.T, q string, board []struct{ path, query string
 				wasKilled := killed.Load()
 				got, err := apiGet(q, p.path, p.query, "dash")
 				if err == nil && !reflect.DeepEqual(got, want[k%len(board)]) {
-					err = fmt.Errorf("%s?%s answered other data than the single binary", p.path, p.query)
+					err = fmt.Errorf("%s?%s answered other data than the single binary: %s", p.path, p.query, jsonDiff(got, want[k%len(board)]))
 				}
 				if err != nil {
 					mu.Lock()
