@@ -23,12 +23,18 @@ import (
 var gatewayArgs = []string{"-distributor.ingestion-rate-limit=0", "-ingester.block-range=1m", "-ingester.ship-interval=300ms",
 	"-ingester.retention-period=1m", "-blocks-storage.sync-interval=1s", "-querier.query-ingesters-within=4m"}
 
+// dashboardStep is the step of the dashboard's range queries.
+const dashboardStep = 30 * time.Second
+
 // dashboard is a Grafana-like board over the pushed history: range
 // queries, a series lookup and label values, each with the query string
-// of its API call.
+// of its API call. start is a multiple of dashboardStep, as Grafana sends
+// it: the single binary's query frontend aligns a range query to its step
+// and a querier asked directly does not, so an unaligned start would be
+// answered at other times.
 func dashboard(start, end time.Time) []struct{ path, query string } {
 	rng := func(q string) struct{ path, query string } {
-		return struct{ path, query string }{"/api/v1/query_range", url.Values{"query": {q}, "start": {ts(start)}, "end": {ts(end)}, "step": {"30"}}.Encode()}
+		return struct{ path, query string }{"/api/v1/query_range", url.Values{"query": {q}, "start": {ts(start)}, "end": {ts(end)}, "step": {strconv.Itoa(int(dashboardStep.Seconds()))}}.Encode()}
 	}
 	return []struct{ path, query string }{
 		rng(`sum(rate(fp_hist[1m]))`),
@@ -74,7 +80,7 @@ func apiGet(base, path, query, tenant string) (any, error) {
 func TestClusterStoreGatewayLoss(t *testing.T) {
 	single := startFluxPulse(t, append([]string{"-auth.mode=header"}, gatewayArgs...)...)
 	c := startCluster(t, options{ingesters: 3, storeGateways: 3, distributors: 1, queriers: 1, args: gatewayArgs})
-	start := time.Now().Add(-25 * time.Minute).Truncate(15 * time.Second)
+	start := time.Now().Add(-25 * time.Minute).Truncate(dashboardStep)
 	end := start.Add(20*time.Minute - 15*time.Second)
 	for _, base := range []string{single.url(), c.distributors[0].url()} {
 		pushHistoryAt(t, base, "dash", "fp_hist", 50, 20, start)
