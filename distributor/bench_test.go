@@ -21,8 +21,9 @@ import (
 // BenchmarkPush measures the whole push path in process: snappy, decode,
 // validation, TSDB append and WAL commit, for 2,000-sample requests of
 // node_exporter-like series, as remote write 1.0 and 2.0: steady (the
-// same series every round) and new (every round's series are new: the
-// series-creation path, #18). It reports
+// same series every round), new (every round's series are new: the
+// series-creation path, #18) and large (steady with 100,000 series, so that
+// the head and the reference cache no longer fit the CPU's caches). It reports
 // samples per second, allocations per sample and the CPU time of the whole
 // process per sample (garbage collection included), which a busy machine
 // disturbs less than the elapsed time.
@@ -35,19 +36,23 @@ func BenchmarkPush(b *testing.B) {
 		{"v1", ctV1, loadgen.EncodeV1},
 		{"v2", ctV2, loadgen.EncodeV2},
 	} {
-		for _, shape := range []string{"steady", "new"} {
-			b.Run(shape+"/"+tc.name, func(b *testing.B) { benchPush(b, tc.ct, tc.encode, shape == "new") })
+		for _, shape := range []string{"steady", "new", "large"} {
+			hosts := 40 // 5,160 series
+			if shape == "large" {
+				hosts = 776 // 100,104 series
+			}
+			b.Run(shape+"/"+tc.name, func(b *testing.B) { benchPush(b, tc.ct, tc.encode, hosts, shape == "new") })
 		}
 	}
 }
 
-func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte, fresh bool) {
+func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, int64) []byte, hosts int, fresh bool) {
 	d, _, _ := newDistributor(b, func(l *limits.Limits, _ *distributor.Config) {
 		l.IngestionRate, l.MaxSeries = 0, 0
 	})
 
 	const perRequest = 2000
-	series := loadgen.Fleet(loadgen.DefaultHost, 40, "bench") // 5,160 series
+	series := loadgen.Fleet(loadgen.DefaultHost, hosts, "bench")
 	batches := (len(series) + perRequest - 1) / perRequest
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	// Requests are encoded ahead, a round (every series once) at a time,
@@ -58,7 +63,7 @@ func benchPush(b *testing.B, ct string, encode func([]labels.Labels, int, int, i
 	}
 	encodeRound := func(r int) []encoded {
 		if fresh {
-			series = loadgen.Fleet(loadgen.DefaultHost, 40, fmt.Sprintf("bench%d", r))
+			series = loadgen.Fleet(loadgen.DefaultHost, hosts, fmt.Sprintf("bench%d", r))
 		}
 		out := make([]encoded, 0, batches)
 		for k := 0; k < len(series); k += perRequest {

@@ -355,9 +355,11 @@ func (d *Distributor) push(ctx context.Context, tenant string, req *remotewrite.
 	d.received.WithLabelValues(tenant, "histogram").Add(float64(nh))
 	d.received.WithLabelValues(tenant, "exemplar").Add(float64(ne))
 
+	// By pointer: the validator holds the tenant's limits (352 bytes), which
+	// a value receiver copied on every call, several times a sample (#18).
 	v := newValidator(d.limits.Limits(tenant), d.now())
 	v.validateMetadata(req, &res)
-	req.Validate = v
+	req.Validate = &v
 	if len(req.Series) > 0 || len(req.Metadata) > 0 {
 		stored, err := d.pusher.Push(ctx, tenant, req)
 		if err != nil {

@@ -37,7 +37,7 @@ func newValidator(lim limits.Limits, now time.Time) validator {
 // place: what is refused is removed and recorded in res. Series are
 // validated by the Pusher through the Validator methods below, so that a
 // series it already stored is not validated again.
-func (v validator) validateMetadata(req *remotewrite.Request, res *remotewrite.Result) {
+func (v *validator) validateMetadata(req *remotewrite.Request, res *remotewrite.Result) {
 	keptMeta := req.Metadata[:0]
 	for _, m := range req.Metadata {
 		if m.FamilyName == "" || !v.scheme.IsValidMetricName(m.FamilyName) || !v.metadata(m) || len(m.FamilyName) > v.lim.MaxMetadataLength {
@@ -51,12 +51,12 @@ func (v validator) validateMetadata(req *remotewrite.Request, res *remotewrite.R
 }
 
 // Series implements remotewrite.Validator.
-func (v validator) Series(s *remotewrite.Series, index int) string {
+func (v *validator) Series(s *remotewrite.Series, index int) string {
 	return v.series(s, index)
 }
 
 // Samples implements remotewrite.Validator.
-func (v validator) Samples(s *remotewrite.Series, res *remotewrite.Result) {
+func (v *validator) Samples(s *remotewrite.Series, res *remotewrite.Result) {
 	v.sampleTimes(s, res)
 	if !s.Metadata.IsEmpty() && !v.metadata(s.Metadata) {
 		res.Reject(0, 0, fmt.Sprintf("metadata of series %s dropped: help or unit is longer than %d bytes (%s) or not valid UTF-8",
@@ -66,7 +66,7 @@ func (v validator) Samples(s *remotewrite.Series, res *remotewrite.Result) {
 }
 
 // series returns why a series is refused as a whole, or "".
-func (v validator) series(s *remotewrite.Series, index int) string {
+func (v *validator) series(s *remotewrite.Series, index int) string {
 	if s.Err != nil {
 		return fmt.Sprintf("series %d: %v", index, s.Err)
 	}
@@ -109,7 +109,7 @@ func (v validator) series(s *remotewrite.Series, index int) string {
 }
 
 // label checks label k of ls, and that it sorts after label k-1.
-func (v validator) label(ls []labels.Label, k int) string {
+func (v *validator) label(ls []labels.Label, k int) string {
 	l := ls[k]
 	switch {
 	case l.Name == "":
@@ -137,7 +137,7 @@ func (v validator) label(ls []labels.Label, k int) string {
 }
 
 // sampleTimes drops samples too far in the future or too old.
-func (v validator) sampleTimes(s *remotewrite.Series, res *remotewrite.Result) {
+func (v *validator) sampleTimes(s *remotewrite.Series, res *remotewrite.Result) {
 	kept := s.Samples[:0]
 	for _, smp := range s.Samples {
 		if v.badTime(s.Labels, smp.Timestamp, res) {
@@ -156,7 +156,7 @@ func (v validator) sampleTimes(s *remotewrite.Series, res *remotewrite.Result) {
 	s.Histograms = keptH
 }
 
-func (v validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result) bool {
+func (v *validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result) bool {
 	if ts >= v.minTime && ts <= v.maxTime {
 		return false
 	}
@@ -172,7 +172,7 @@ func (v validator) badTime(ls []labels.Label, ts int64, res *remotewrite.Result)
 	return true
 }
 
-func (v validator) metadata(m remotewrite.Metadata) bool {
+func (v *validator) metadata(m remotewrite.Metadata) bool {
 	n := v.lim.MaxMetadataLength
 	if n > 0 && (len(m.Help) > n || len(m.Unit) > n) {
 		return false

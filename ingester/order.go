@@ -77,6 +77,14 @@ type order struct {
 	used     []int32
 	prev     []int32 // per entry: the previous entry of the same series, or -1
 	appended map[seenKey]value
+
+	// Per entry: its head reference from the tenant's reference cache (0:
+	// not cached), looked up for the whole request at once (refCache.getAll),
+	// and that lookup's scratch; the entries whose references the push
+	// found (in cached) and caches at its end (refCache.putAll).
+	cached  []storage.SeriesRef
+	byShard []int32
+	found   []int32
 }
 
 // maxPooledOrder keeps the table of one outsized request from being pinned.
@@ -99,6 +107,11 @@ func (op *orderPool) get(req *remotewrite.Request) *order {
 		o.prev = make([]int32, len(req.Series))
 	}
 	o.prev = o.prev[:len(req.Series)]
+	if cap(o.cached) < len(req.Series) {
+		o.cached = make([]storage.SeriesRef, len(req.Series))
+		o.byShard = make([]int32, len(req.Series))
+	}
+	o.cached, o.byShard = o.cached[:len(req.Series)], o.byShard[:len(req.Series)]
 	o.req = req
 	return o
 }
@@ -108,6 +121,7 @@ func (op *orderPool) put(o *order) {
 		o.slots[k] = seenSeries{}
 	}
 	o.used = o.used[:0]
+	o.found = o.found[:0]
 	o.appended = nil
 	o.req = nil
 	if len(o.slots) <= maxPooledOrder {

@@ -45,14 +45,14 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 		_ = app.Rollback()
 		return res, fmt.Errorf("BUG: TSDB appender %T does not append exemplars", app)
 	}
-	getRef, _ := app.(storage.GetRef)
 	o := i.orders.get(req)
 	defer i.orders.put(o)
-	p := pusher{app: exApp, getRef: getRef, db: t.db, head: t.db.Head(), lim: lim, res: &res, b: labels.NewScratchBuilder(16),
+	p := pusher{app: exApp, db: t.db, head: t.db.Head(), lim: lim, res: &res, b: labels.NewScratchBuilder(16),
 		refs: t.refs, validate: req.Validate, order: o}
 	if req.TrackSeries {
 		res.TrackSeries()
 	}
+	t.refs.getAll(req.Series, o.cached, o.byShard)
 	for k := range req.Series {
 		s := &req.Series[k]
 		res.BeginSeries(k, len(s.Samples), len(s.Histograms), len(s.Exemplars))
@@ -62,6 +62,9 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 		}
 	}
 	res.EndSeries()
+	if len(o.found) > 0 {
+		t.refs.putAll(req.Series, o.cached, o.found, o.byShard)
+	}
 	if err := app.Commit(); err != nil {
 		return remotewrite.Result{}, fmt.Errorf("commit to TSDB of tenant %q: %w", tenantID, err)
 	}
@@ -81,7 +84,6 @@ func (i *Ingester) Push(ctx context.Context, tenantID string, req *remotewrite.R
 // pusher appends the series of one request through one appender.
 type pusher struct {
 	app      storage.ExemplarAppenderV2
-	getRef   storage.GetRef // nil: every series is looked up by Append
 	db       *tsdb.DB
 	head     *tsdb.Head
 	lim      limits.Limits
@@ -124,7 +126,7 @@ func (p *pusher) labels(st *seriesState) labels.Labels {
 // and gets its labels built. It returns false when the series is refused.
 func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 	st := seriesState{s: s}
-	if ref, ok := p.refs.get(s.Key); ok {
+	if ref := p.order.cached[index]; ref != 0 {
 		st.ref, st.known = ref, true
 		return st, true
 	}
@@ -134,19 +136,8 @@ func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 			return st, false
 		}
 	}
-	st.ref = p.lookup(p.labels(&st))
+	p.labels(&st) // st.ref 0: the head finds or creates the series by them
 	return st, true
-}
-
-// lookup returns the head's reference of the series with labels ls, or 0
-// when the head has no such series (yet).
-func (p *pusher) lookup(ls labels.Labels) storage.SeriesRef {
-	if p.getRef == nil {
-		return 0
-	}
-	ls = ls.WithoutEmpty() // as the head stores them
-	ref, _ := p.getRef.GetRef(ls, ls.Hash())
-	return ref
 }
 
 // add appends one sample of the series, unless what the request appended
@@ -156,22 +147,35 @@ func (p *pusher) lookup(ls labels.Labels) storage.SeriesRef {
 // fault of the store.
 //
 // A cached reference whose series the head deleted meanwhile makes the head
-// refuse the empty label set; the series is then looked up by its labels,
-// the cache fixed, and the sample judged again.
+// refuse the empty label set; the series is then found by its labels, the
+// cache fixed, and the sample judged again.
+//
+// A series without a reference yet (not cached: new, or sent under another
+// key) is not looked up before its first sample: the head finds or creates
+// it by its labels in Append, and the sample is judged afterwards, by the
+// reference Append returned. Only a series the request already appended
+// under another entry (the same labels sent twice, encoded differently) can
+// be refused then; such a sample is in the appender's batch, and Commit
+// drops it exactly as judge predicts (it models Commit), so the answer is
+// the same as if it had been judged first. This saves the head a second
+// hash lookup for every new series (#18).
 func (p *pusher) add(st *seriesState, sst int64, v value) (bool, error) {
 	for {
-		switch reason, noop := p.judge(p.order.find(st.ref), v); {
-		case noop:
-			return true, nil
-		case reason != "":
-			p.refuse(reason, nil, st, v.t)
-			return false, nil
+		fresh := st.ref == 0
+		if !fresh {
+			switch reason, noop := p.judge(p.order.find(st.ref), v); {
+			case noop:
+				return true, nil
+			case reason != "":
+				p.refuse(reason, nil, st, v.t)
+				return false, nil
+			}
 		}
 		r, err := p.app.Append(st.ref, st.ls, sst, v.t, v.v, v.h, v.fh, storage.AOptions{})
 		if st.known && st.ls.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
 			p.refs.forget(st.s.Key)
-			st.known = false
-			st.ref = p.lookup(p.labels(st))
+			st.known, st.ref = false, 0
+			p.labels(st)
 			continue
 		}
 		if r != 0 {
@@ -182,6 +186,15 @@ func (p *pusher) add(st *seriesState, sst int64, v value) (bool, error) {
 				return false, err
 			}
 			return false, p.appendErr(err, st, v.t)
+		}
+		if fresh {
+			switch reason, noop := p.judge(p.order.find(st.ref), v); {
+			case noop:
+				return true, nil
+			case reason != "":
+				p.refuse(reason, nil, st, v.t)
+				return false, nil
+			}
 		}
 		p.order.add(st.ref, p.entry, v)
 		return true, nil
@@ -272,8 +285,9 @@ func (p *pusher) series(ctx context.Context, s *remotewrite.Series, index int, m
 		}
 	}
 	s.Histograms = s.Histograms[:p.keptH]
-	if !st.known && st.ref != 0 {
-		p.refs.put(s.Key, st.ref)
+	if !st.known && st.ref != 0 && !s.Key.IsZero() {
+		p.order.cached[index] = st.ref
+		p.order.found = append(p.order.found, int32(index))
 	}
 	if len(s.Exemplars) > 0 && p.lim.MaxExemplars > 0 {
 		p.appendExemplars(ctx, &st, s.Exemplars)

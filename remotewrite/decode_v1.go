@@ -188,6 +188,15 @@ func (r *Request) decodeSeriesV1(b []byte, ext bool) error {
 }
 
 func decodeLabel(b []byte) (labels.Label, error) {
+	// Fast path: name then value, each shorter than 128 bytes, nothing
+	// else, as every encoder writes a label (#18). Anything else, including
+	// a malformed message, takes the general decoder below.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		n := 2 + int(b[1])
+		if n+2 <= len(b) && b[n] == 0x12 && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			return labels.Label{Name: yoloString(b[2:n]), Value: yoloString(b[n+2:])}, nil
+		}
+	}
 	var l labels.Label
 	rd := reader{b: b}
 	for !rd.done() {
