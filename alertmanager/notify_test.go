@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -131,6 +132,11 @@ func TestRestartKeepsState(t *testing.T) {
 	testbin.Eventually(t, 10*time.Second, func() error {
 		if n := rc.got("/a/pager"); len(n) != 1 {
 			return fmt.Errorf("pager: %v", n)
+		}
+		// The pipeline logs a notification after the receiver answered:
+		// a stop before that would rightly notify again.
+		if !e.am.tenant("a").nflogDirty.Load() {
+			return errors.New("the notification is not in the notification log yet")
 		}
 		return nil
 	})

@@ -257,10 +257,13 @@ type markingLog struct {
 	dirty *atomic.Bool
 }
 
-// Log implements notify.NotificationLog.
+// Log implements notify.NotificationLog. The mark comes after the entry is
+// in the log: a snapshot taken between the two would otherwise clear the
+// mark without the entry.
 func (l *markingLog) Log(r *nflogpb.Receiver, gkey string, firing, resolved, muted []uint64, store *nflog.Store, expiry time.Duration) error {
+	err := l.log.Log(r, gkey, firing, resolved, muted, store, expiry)
 	l.dirty.Store(true)
-	return l.log.Log(r, gkey, firing, resolved, muted, store, expiry)
+	return err
 }
 
 // Query implements notify.NotificationLog.
