@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/encryption"
@@ -40,13 +39,7 @@ func objectName(tenant, object string) string {
 
 // tenants returns the tenants that have a stored configuration.
 func (s *store) tenants(ctx context.Context) ([]string, error) {
-	var dirs []string
-	err := s.bkt.Iter(ctx, "", bucket.IterOptions{}, func(name string) error {
-		if id, ok := strings.CutSuffix(name, "/"); ok && tenantauth.ValidateID(id) == nil {
-			dirs = append(dirs, id)
-		}
-		return nil
-	})
+	dirs, err := tenantauth.InBucket(ctx, s.bkt)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}

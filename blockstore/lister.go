@@ -115,15 +115,3 @@ func (l *Lister) Forget(tenant string) {
 	defer l.mu.Unlock()
 	delete(l.tenants, tenant)
 }
-
-// Tenants lists the tenants that have a prefix in the bucket.
-func Tenants(ctx context.Context, bkt bucket.Reader) ([]string, error) {
-	var out []string
-	err := bkt.Iter(ctx, "", bucket.IterOptions{}, func(name string) error {
-		if t, ok := strings.CutSuffix(name, "/"); ok && tenantauth.ValidateID(t) == nil {
-			out = append(out, t)
-		}
-		return nil
-	})
-	return out, err
-}

@@ -189,14 +189,7 @@ func (c *Compactor) RunOnce(ctx context.Context) {
 }
 
 func (c *Compactor) tenants(ctx context.Context) ([]string, error) {
-	var out []string
-	err := c.raw.Iter(ctx, "", bucket.IterOptions{}, func(name string) error {
-		if t := strings.TrimSuffix(name, "/"); t != name && tenantauth.ValidateID(t) == nil {
-			out = append(out, t)
-		}
-		return nil
-	})
-	return out, err
+	return tenantauth.InBucket(ctx, c.raw)
 }
 
 // maxPerPass bounds the compactions of one tenant in one pass, so that one

@@ -89,13 +89,7 @@ func checkName(what, v string) error {
 
 // tenants returns the tenants that have a rules directory.
 func (s *store) tenants(ctx context.Context) ([]string, error) {
-	var dirs []string
-	err := s.bkt.Iter(ctx, "", bucket.IterOptions{}, func(name string) error {
-		if id, ok := strings.CutSuffix(name, "/"); ok && tenantauth.ValidateID(id) == nil {
-			dirs = append(dirs, id)
-		}
-		return nil
-	})
+	dirs, err := tenantauth.InBucket(ctx, s.bkt)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}

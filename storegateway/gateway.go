@@ -17,6 +17,7 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore"
 	"github.com/fluxpulse/fluxpulse/bucket"
 	"github.com/fluxpulse/fluxpulse/cluster"
+	"github.com/fluxpulse/fluxpulse/tenantauth"
 )
 
 // RingPrefix is the prefix of the store-gateway ring's flags, Mimir's.
@@ -111,7 +112,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 // syncAll syncs every tenant of the bucket; a tenant that fails is logged
 // and synced again at the next pass (or by the next query naming a block).
 func (g *Gateway) syncAll(ctx context.Context) {
-	tenants, err := blockstore.Tenants(ctx, g.bkt)
+	tenants, err := tenantauth.InBucket(ctx, g.bkt)
 	if err != nil {
 		if ctx.Err() == nil {
 			g.logger.Warn("list tenants", "err", err)

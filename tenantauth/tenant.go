@@ -56,6 +56,20 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// InBucket lists the tenants that have a prefix in bkt: its top-level
+// directories that are valid tenant IDs (ValidateID). Whatever else sits at
+// the top (the storage layer's own files) is not a tenant.
+func InBucket(ctx context.Context, bkt bucket.Reader) ([]string, error) {
+	var out []string
+	err := bkt.Iter(ctx, "", bucket.IterOptions{}, func(name string) error {
+		if id, ok := strings.CutSuffix(name, "/"); ok && ValidateID(id) == nil {
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out, err
+}
+
 func validIDByte(c byte) bool {
 	switch {
 	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':

@@ -3,6 +3,8 @@ package tenantauth
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,5 +115,30 @@ func TestHeaderMiddleware(t *testing.T) {
 	}
 	if _, err := New(Config{Mode: "nonsense"}); err == nil {
 		t.Error("unknown mode accepted")
+	}
+}
+
+// TestInBucket lists the tenants of a filesystem bucket: its top-level
+// directories with valid IDs, not its top-level files, the storage layer's
+// own directories or directories no tenant could be called.
+func TestInBucket(t *testing.T) {
+	dir := t.TempDir()
+	bkt, err := bucket.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"team-a/blocks/x", "team-b/rules/y", "top-level-file"} {
+		if err := bkt.Upload(t.Context(), name, strings.NewReader("z")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{bucket.ReservedPrefixes()[0] + "upload", "not a tenant"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := InBucket(t.Context(), bkt)
+	if err != nil || strings.Join(got, ",") != "team-a,team-b" {
+		t.Fatalf("InBucket = %q (%v), want team-a and team-b", got, err)
 	}
 }
