@@ -130,6 +130,9 @@ func (c clusterConfig) once(cfg loadConfig, apart bool) (result, error) {
 	if err != nil {
 		return res, err
 	}
+	if apart {
+		printNodeUsage(nodes)
+	}
 	res.verifyErr = p.verify(client, read+"/prometheus/api/v1/read")
 	res.verified = true
 	return res, nil
@@ -216,6 +219,24 @@ func (c clusterConfig) node(dir, target string, extra []string) (*receiver, erro
 	r := &receiver{kind: "fluxpulse", bin: c.fluxpulse, dir: dir, addr: addr,
 		args: append([]string{"-target=" + target}, extra...), internal: internal}
 	return r, r.start()
+}
+
+// printNodeUsage writes each process's share of the cluster's CPU and
+// memory to stderr: the CPU since its start (warm-up included), its
+// resident memory and the Go heap it has in use, by its -target.
+func printNodeUsage(nodes []*receiver) {
+	for _, n := range nodes {
+		pid := n.cmd.Process.Pid
+		cpu, err1 := procCPU(pid)
+		rss, err2 := procRSS(pid)
+		heap, err3 := metricValue("http://"+n.internal, "go_memstats_heap_inuse_bytes")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			fmt.Fprintf(os.Stderr, "   %s (pid %d): %v\n", n.args[0], pid, err)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "   %s (pid %d): %.2f CPU s since start, RSS %d MiB, Go heap in use %d MiB\n",
+			n.args[0], pid, cpu, rss>>20, int64(heap)>>20)
+	}
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
