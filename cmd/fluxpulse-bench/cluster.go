@@ -21,6 +21,7 @@ type clusterConfig struct {
 	fluxpulse string
 	work      string
 	runs      int
+	heapDir   string // where each cluster process's heap profile goes after a run; empty: none
 }
 
 // clusterCmd runs the same load against one FluxPulse process
@@ -35,6 +36,7 @@ func clusterCmd(args []string) error {
 	fs.StringVar(&c.fluxpulse, "fluxpulse", "", "FluxPulse binary.")
 	fs.StringVar(&c.work, "work-dir", "", "Directory for the processes' data (default: a temporary directory).")
 	fs.IntVar(&c.runs, "runs", 1, "Runs of each unpaced scenario; the one with the median samples per CPU second is reported.")
+	fs.StringVar(&c.heapDir, "heap-profile-dir", "", "Directory to write each cluster process's heap profile to after each cluster run (taken after a collection, so it shows what is live); empty: none.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +134,11 @@ func (c clusterConfig) once(cfg loadConfig, apart bool) (result, error) {
 	}
 	if apart {
 		printNodeUsage(nodes)
+		if c.heapDir != "" {
+			if err := saveHeapProfiles(c.heapDir, name, nodes); err != nil {
+				return res, err
+			}
+		}
 	}
 	res.verifyErr = p.verify(client, read+"/prometheus/api/v1/read")
 	res.verified = true
@@ -237,6 +244,50 @@ func printNodeUsage(nodes []*receiver) {
 		fmt.Fprintf(os.Stderr, "   %s (pid %d): %.2f CPU s since start, RSS %d MiB, Go heap in use %d MiB\n",
 			n.args[0], pid, cpu, rss>>20, int64(heap)>>20)
 	}
+}
+
+// saveHeapProfiles writes the heap profile of every process of a run to
+// dir, one file per process named after the run, its -target and its pid.
+func saveHeapProfiles(dir, run string, nodes []*receiver) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	slug := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(run))
+	for _, n := range nodes {
+		pid := n.cmd.Process.Pid
+		path := filepath.Join(dir, fmt.Sprintf("%s_%s_%d.heap.pb.gz", slug, strings.TrimPrefix(n.args[0], "-target="), pid))
+		if err := download("http://"+n.internal+"/debug/pprof/heap?gc=1", path); err != nil {
+			return fmt.Errorf("heap profile of pid %d: %w", pid, err)
+		}
+		fmt.Fprintf(os.Stderr, "   heap profile: %s\n", path)
+	}
+	return nil
+}
+
+// download writes the body of a GET of url to path.
+func download(url, path string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
