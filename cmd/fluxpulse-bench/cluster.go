@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,8 @@ type clusterConfig struct {
 	work      string
 	runs      int
 	heapDir   string // where each cluster process's heap profile goes after a run; empty: none
+	cpuDir    string // where each cluster process's CPU profile of the measured push goes; empty: none
+	cpuFor    time.Duration
 }
 
 // clusterCmd runs the same load against one FluxPulse process
@@ -37,6 +40,8 @@ func clusterCmd(args []string) error {
 	fs.StringVar(&c.work, "work-dir", "", "Directory for the processes' data (default: a temporary directory).")
 	fs.IntVar(&c.runs, "runs", 1, "Runs of each unpaced scenario; the one with the median samples per CPU second is reported.")
 	fs.StringVar(&c.heapDir, "heap-profile-dir", "", "Directory to write each cluster process's heap profile to after each cluster run (taken after a collection, so it shows what is live); empty: none.")
+	fs.StringVar(&c.cpuDir, "cpu-profile-dir", "", "Directory to write each cluster process's CPU profile to, taken from the start of each measured cluster push for -cpu-profile-duration; empty: none.")
+	fs.DurationVar(&c.cpuFor, "cpu-profile-duration", 10*time.Second, "Length of the CPU profiles of -cpu-profile-dir; keep it shorter than the push.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,7 +132,11 @@ func (c clusterConfig) once(cfg loadConfig, apart bool) (result, error) {
 	for k, n := range nodes {
 		pids[k] = n.cmd.Process.Pid
 	}
-	res, err := measure(p, pids...)
+	var started func() func()
+	if apart && c.cpuDir != "" {
+		started = func() func() { return startCPUProfiles(c.cpuDir, name, c.cpuFor, nodes) }
+	}
+	res, err := measureWith(p, started, pids...)
 	res.name = name
 	if err != nil {
 		return res, err
@@ -246,21 +255,49 @@ func printNodeUsage(nodes []*receiver) {
 	}
 }
 
-// saveHeapProfiles writes the heap profile of every process of a run to
-// dir, one file per process named after the run, its -target and its pid.
-func saveHeapProfiles(dir, run string, nodes []*receiver) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// startCPUProfiles starts a CPU profile of length d of every process of a
+// run, and returns a function that waits for them and writes them to dir.
+func startCPUProfiles(dir, run string, d time.Duration, nodes []*receiver) func() {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		path := profilePath(dir, run, n, "cpu")
+		wg.Go(func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.internal, max(1, int(d.Seconds())))
+			err := os.MkdirAll(dir, 0o755)
+			if err == nil {
+				err = download(url, path)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "   CPU profile of pid %d: %v\n", n.cmd.Process.Pid, err)
+				return
+			}
+			fmt.Fprintf(os.Stderr, "   CPU profile: %s\n", path)
+		})
 	}
+	return wg.Wait
+}
+
+// profilePath names the profile of one process of a run after the run,
+// its -target and its pid.
+func profilePath(dir, run string, n *receiver, kind string) string {
 	slug := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return '-'
 	}, strings.ToLower(run))
+	return filepath.Join(dir, fmt.Sprintf("%s_%s_%d.%s.pb.gz", slug, strings.TrimPrefix(n.args[0], "-target="), n.cmd.Process.Pid, kind))
+}
+
+// saveHeapProfiles writes the heap profile of every process of a run to
+// dir, one file per process named after the run, its -target and its pid.
+func saveHeapProfiles(dir, run string, nodes []*receiver) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for _, n := range nodes {
 		pid := n.cmd.Process.Pid
-		path := filepath.Join(dir, fmt.Sprintf("%s_%s_%d.heap.pb.gz", slug, strings.TrimPrefix(n.args[0], "-target="), pid))
+		path := profilePath(dir, run, n, "heap")
 		if err := download("http://"+n.internal+"/debug/pprof/heap?gc=1", path); err != nil {
 			return fmt.Errorf("heap profile of pid %d: %w", pid, err)
 		}

@@ -23,7 +23,12 @@ type result struct {
 
 // measure pushes the plan and reads the receivers' CPU and memory around
 // it, summed over every process given.
-func measure(p *plan, pids ...int) (result, error) {
+func measure(p *plan, pids ...int) (result, error) { return measureWith(p, nil, pids...) }
+
+// measureWith is measure calling started, if not nil, once the measured
+// push begins (after the warm-up), and the function it returns once the
+// push is over.
+func measureWith(p *plan, started func() func(), pids ...int) (result, error) {
 	r := result{cfg: p.cfg}
 	for _, tp := range p.tenants {
 		for _, gen := range tp.series {
@@ -41,6 +46,9 @@ func measure(p *plan, pids ...int) (result, error) {
 		return r, err
 	}
 	r.rssBefore = rss0
+	if started != nil {
+		defer started()()
+	}
 	r.push = p.push(client)
 	cpu1, rss1, err := usageOf(pids)
 	if err != nil {
