@@ -105,7 +105,7 @@ func (c Credential) authorize(ctx context.Context, fullMethod string) (context.C
 // without the credential.
 func (c Credential) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ForceServerCodec(codec{}),
+		grpc.ForceServerCodecV2(codec{}),
 		// Pushes are hundreds of kilobytes: windows and buffers large
 		// enough that one is sent without waiting on flow control.
 		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(4 * windowBytes),
@@ -156,7 +156,7 @@ func (c Credential) outgoing(ctx context.Context, method string) (context.Contex
 // credential and the tenant.
 func (c Credential) DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(codec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec{})),
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			ctx, err := c.outgoing(ctx, method)
 			if err != nil {

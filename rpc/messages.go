@@ -8,6 +8,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -28,6 +29,15 @@ func (m *PushRequest) Marshal() ([]byte, error) { return m.Body, nil }
 // as long as the push runs.
 func (m *PushRequest) Unmarshal(b []byte) error {
 	m.Body = append(getBody(len(b)), b...)
+	return nil
+}
+
+// unmarshalBuffers implements bufferUnmarshaler: the pieces are copied
+// straight into the pooled buffer.
+func (m *PushRequest) unmarshalBuffers(data mem.BufferSlice) error {
+	n := data.Len()
+	m.Body = getBody(n)[:n]
+	data.CopyTo(m.Body)
 	return nil
 }
 

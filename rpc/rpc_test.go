@@ -131,7 +131,7 @@ func TestCallsNeedTheCredential(t *testing.T) {
 		t.Fatalf("health check with another secret: %v, want Unauthenticated", err)
 	}
 	// A bare connection: no secret at all, then the secret but no tenant.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(codec{})))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
