@@ -65,6 +65,8 @@ type ReplicatingPusher struct {
 	batches   sync.Pool               // *batch, returned once every write of a push is over
 	bodies    sync.Pool               // *[]byte, of the calls to ingesters
 	writes    *prometheus.CounterVec
+	inflight  prometheus.Gauge
+	pending   sync.WaitGroup // pushes with writes still going on
 }
 
 // NewReplicatingPusher returns a ReplicatingPusher over the ring r.
@@ -79,8 +81,16 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 		bodies:    sync.Pool{New: func() any { return new([]byte) }},
 		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
+		inflight: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "fluxpulse_distributor_inflight_ingester_writes", Help: "Writes to ingesters under way, those that go on after the answer to the sender included."}),
 	}
 }
+
+// Wait waits until every write to an ingester that a push started is
+// over, those that went on after the push answered included. At shutdown
+// it keeps the last pushes' slower replicas from missing them; each write
+// is bounded by RemoteTimeout.
+func (p *ReplicatingPusher) Wait() { p.pending.Wait() }
 
 var _ Pusher = (*ReplicatingPusher)(nil)
 
@@ -172,10 +182,13 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	var wg sync.WaitGroup
 	b.pending = len(b.spans)
 	b.done = make(chan struct{})
+	p.pending.Add(1)
 	for _, in := range byInstance {
+		p.inflight.Inc()
 		wg.Go(func() {
-			got, err := p.send(wctx, in.inst, b, in.items)
+			got, err := p.send(wctx, in.inst, b, in.items, len(in.items) == len(b.spans))
 			b.record(in.items, got, err)
+			p.inflight.Dec()
 		})
 	}
 	// The batch goes back to the pool once both this call and the last
@@ -186,6 +199,7 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		wg.Wait()
 		cancel()
 		p.release(b)
+		p.pending.Done()
 	}()
 	select {
 	case <-b.done:
@@ -273,26 +287,32 @@ func (b *batch) metaFamily(req *remotewrite.Request, k int) string {
 	return req.Metadata[-1-b.series[k]].FamilyName
 }
 
-// send writes the items to one ingester.
-func (p *ReplicatingPusher) send(ctx context.Context, inst ring.InstanceDesc, b *batch, items []int) (remotewrite.Result, error) {
+// send writes the items to one ingester; all says they are every item of
+// the batch, whose encodings are then the body as they are, uncopied.
+func (p *ReplicatingPusher) send(ctx context.Context, inst ring.InstanceDesc, b *batch, items []int, all bool) (remotewrite.Result, error) {
 	c, err := p.clients(inst.Addr)
 	if err != nil {
 		p.writes.WithLabelValues("failure").Inc()
 		return remotewrite.Result{}, fmt.Errorf("ingester %s (%s): %w", inst.Id, inst.Addr, err)
 	}
-	n := 0
-	for _, k := range items {
-		n += b.spans[k][1] - b.spans[k][0]
-	}
-	bp := p.bodies.Get().(*[]byte)
-	body := slices.Grow((*bp)[:0], n)
-	for _, k := range items {
-		body = append(body, b.buf[b.spans[k][0]:b.spans[k][1]]...)
-	}
-	got, err := c.Push(ctx, body)
-	if cap(body) <= maxPooledBody { // the call is over: nothing holds the body any more
-		*bp = body
-		p.bodies.Put(bp)
+	var got remotewrite.Result
+	if all {
+		got, err = c.Push(ctx, b.buf) // the writes only read it; the batch outlives them
+	} else {
+		n := 0
+		for _, k := range items {
+			n += b.spans[k][1] - b.spans[k][0]
+		}
+		bp := p.bodies.Get().(*[]byte)
+		body := slices.Grow((*bp)[:0], n)
+		for _, k := range items {
+			body = append(body, b.buf[b.spans[k][0]:b.spans[k][1]]...)
+		}
+		got, err = c.Push(ctx, body)
+		if cap(body) <= maxPooledBody { // the call is over: nothing holds the body any more
+			*bp = body
+			p.bodies.Put(bp)
+		}
 	}
 	if err != nil {
 		p.writes.WithLabelValues("failure").Inc()

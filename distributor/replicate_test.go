@@ -76,10 +76,12 @@ type replica struct {
 	refuse bool
 	calls  atomic.Int32
 	late   atomic.Int32 // calls that saw their context cancelled
+	over   atomic.Int32 // calls that returned
 }
 
 func (f *replica) Push(ctx context.Context, body []byte) (remotewrite.Result, error) {
 	f.calls.Add(1)
+	defer f.over.Add(1)
 	time.Sleep(f.delay)
 	if ctx.Err() != nil {
 		f.late.Add(1)
@@ -198,12 +200,15 @@ func TestSlowReplicaDoesNotDelayTheAnswer(t *testing.T) {
 		t.Fatalf("the push took %s: it waited for the slow replica", took)
 	}
 	cancel() // the sender's request ends
-	deadline := time.Now().Add(30 * time.Second)
-	for slow.calls.Load() == 0 || time.Since(start) < slow.delay+100*time.Millisecond {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow replica was never written")
-		}
-		time.Sleep(10 * time.Millisecond)
+	waited := make(chan struct{})
+	go func() { p.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return: the slow replica's write never ended")
+	}
+	if slow.calls.Load() != 1 || slow.over.Load() != 1 {
+		t.Fatalf("Wait returned with %d calls to the slow replica begun and %d over, want 1 and 1", slow.calls.Load(), slow.over.Load())
 	}
 	if slow.late.Load() != 0 {
 		t.Fatal("the slow replica's write was cancelled with the sender's request")

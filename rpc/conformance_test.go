@@ -42,7 +42,7 @@ func TestPusherConformance(t *testing.T) {
 			p := distributor.NewReplicatingPusher(distributor.ReplicationConfig{RemoteTimeout: 5 * time.Second}, r,
 				func(addr string) (distributor.IngesterClient, error) { return clients[addr], nil }, nil, nil)
 			in := querier.NewIngesters(querier.RingConfig{}, r, func(addr string) (querier.IngesterReader, error) { return clients[addr], nil })
-			return pushertest.Target{Pusher: p, Reader: in}
+			return pushertest.Target{Pusher: p, Reader: in, Settle: p.Wait}
 		})
 	})
 }

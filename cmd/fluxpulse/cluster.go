@@ -290,6 +290,9 @@ func (p *process) replicatingPusher() *distributor.ReplicatingPusher {
 		return m.ingesterClient(addr)
 	}, p.logger.With("component", "distributor"), p.reg)
 	rp.SetShardSize(p.shardSize)
+	// Closed after the HTTP server has let its pushes finish: the writes
+	// they left going on to slower replicas are not cut off by the exit.
+	p.onClose("writes to ingesters", func() error { rp.Wait(); return nil })
 	return rp
 }
 

@@ -36,6 +36,11 @@ type Reader interface {
 type Target struct {
 	Pusher Pusher
 	Reader Reader
+	// Settle, if set, waits until what the pushes so far started is over:
+	// a replicating pusher answers once a quorum stored a push, and its
+	// other replica writes may still be under way (and overtaken by the
+	// next push's) when it returns.
+	Settle func()
 }
 
 // Run runs the suite against the targets new makes, one per test.
@@ -61,6 +66,9 @@ func push(t *testing.T, tg Target, tenant string, req *remotewrite.Request) remo
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := tg.Pusher.Push(ctxFor(t, tenant), tenant, req)
+		if tg.Settle != nil {
+			tg.Settle()
+		}
 		if err == nil {
 			return res
 		}
