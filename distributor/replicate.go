@@ -36,11 +36,16 @@ type ReplicationConfig struct {
 	// RemoteTimeout bounds each write to an ingester, those that go on
 	// after the answer to the sender included.
 	RemoteTimeout time.Duration
+	// MaxBacklog bounds the writes to one ingester under way at once; a
+	// push answered with more under way waits for its own write to that
+	// ingester first. 0: no bound.
+	MaxBacklog int
 }
 
 // RegisterFlags registers the replication flags.
 func (c *ReplicationConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each write to an ingester, when ingesters run apart; replica writes that go on after the answer are bounded by it too.")
+	fs.IntVar(&c.MaxBacklog, "distributor.max-ingester-write-backlog", 16, "Writes from this distributor to one ingester that may be under way at once before a push that reached its quorum waits for its own write to that ingester too: a replica that falls behind then slows the senders instead of piling up writes in both processes' memory. 0: no bound.")
 }
 
 // ReplicatingPusher is the Pusher of a distributor whose ingesters run
@@ -67,6 +72,8 @@ type ReplicatingPusher struct {
 	writes    *prometheus.CounterVec
 	inflight  prometheus.Gauge
 	pending   sync.WaitGroup // pushes with writes still going on
+	backlogs  sync.Map       // ingester address → *atomic.Int64, its writes under way
+	waited    prometheus.Counter
 }
 
 // NewReplicatingPusher returns a ReplicatingPusher over the ring r.
@@ -83,7 +90,18 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
 		inflight: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "fluxpulse_distributor_inflight_ingester_writes", Help: "Writes to ingesters under way, those that go on after the answer to the sender included."}),
+		waited: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "fluxpulse_distributor_backlog_waits_total", Help: "Pushes that reached their quorum and still waited for a write to an ingester with -distributor.max-ingester-write-backlog writes under way."}),
 	}
+}
+
+// backlog is the count of writes under way to the ingester at addr.
+func (p *ReplicatingPusher) backlog(addr string) *atomic.Int64 {
+	if n, ok := p.backlogs.Load(addr); ok {
+		return n.(*atomic.Int64)
+	}
+	n, _ := p.backlogs.LoadOrStore(addr, new(atomic.Int64))
+	return n.(*atomic.Int64)
 }
 
 // Wait waits until every write to an ingester that a push started is
@@ -185,10 +203,15 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	p.pending.Add(1)
 	for _, in := range byInstance {
 		p.inflight.Inc()
+		in.backlog = p.backlog(in.inst.Addr)
+		in.backlog.Add(1)
+		in.over = make(chan struct{})
 		wg.Go(func() {
 			got, err := p.send(wctx, in.inst, b, in.items, len(in.items) == len(b.spans))
 			b.record(in.items, got, err)
+			in.backlog.Add(-1)
 			p.inflight.Dec()
+			close(in.over)
 		})
 	}
 	// The batch goes back to the pool once both this call and the last
@@ -210,7 +233,36 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		return remotewrite.Result{}, p.quorumError(err)
 	}
 	b.merge(&res)
+	p.awaitBacklogs(ctx, byInstance)
 	return res, nil
+}
+
+// awaitBacklogs waits, for each ingester with more writes under way than
+// MaxBacklog, until this push's write to it is over (or the sender gives
+// up: the push is stored by its quorum either way). Without it a replica
+// slower than the others would be sent ever more writes it has not taken
+// yet, each holding its batch here and its body there, until the timeout
+// cut them off and the replica missed them.
+func (p *ReplicatingPusher) awaitBacklogs(ctx context.Context, byInstance map[string]*instanceItems) {
+	if p.cfg.MaxBacklog <= 0 {
+		return
+	}
+	for _, in := range byInstance {
+		if in.backlog.Load() <= int64(p.cfg.MaxBacklog) {
+			continue
+		}
+		select {
+		case <-in.over:
+			continue
+		default:
+		}
+		p.waited.Inc()
+		select {
+		case <-in.over:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // release gives up one owner's hold of b; the last returns it.
@@ -231,8 +283,10 @@ func (p *ReplicatingPusher) putBatch(b *batch) {
 
 // instanceItems are the items one ingester is sent.
 type instanceItems struct {
-	inst  ring.InstanceDesc
-	items []int
+	inst    ring.InstanceDesc
+	items   []int
+	backlog *atomic.Int64 // the writes under way to the ingester, this one included
+	over    chan struct{} // closed when this write is over
 }
 
 // quorumError explains a failed write: which replicas were needed and

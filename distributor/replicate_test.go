@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/fluxpulse/fluxpulse/remotewrite"
@@ -213,6 +214,35 @@ func TestSlowReplicaDoesNotDelayTheAnswer(t *testing.T) {
 	if slow.late.Load() != 0 {
 		t.Fatal("the slow replica's write was cancelled with the sender's request")
 	}
+}
+
+// TestBacklogSlowsTheSenders: past -distributor.max-ingester-write-backlog
+// writes under way to one ingester, a push waits for its own write to that
+// ingester even once its quorum stored it.
+func TestBacklogSlowsTheSenders(t *testing.T) {
+	r := testRing(t, 3, 0)
+	slow := &replica{delay: 2 * time.Second}
+	reps := map[string]*replica{"ing-0:9095": {}, "ing-1:9095": {}, "ing-2:9095": slow}
+	p := NewReplicatingPusher(ReplicationConfig{RemoteTimeout: 30 * time.Second, MaxBacklog: 1}, r, func(addr string) (IngesterClient, error) { return reps[addr], nil }, nil, nil)
+	ctx := tenantauth.With(context.Background(), "test", "team-a")
+	start := time.Now()
+	if _, err := p.Push(ctx, "team-a", testRequest(10)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= slow.delay {
+		t.Fatalf("the first push took %s: within the backlog, it waited for the slow replica", took)
+	}
+	second := time.Now()
+	if _, err := p.Push(ctx, "team-a", testRequest(10)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(second); took < slow.delay {
+		t.Fatalf("the second push took %s: with two writes under way to the slow replica and a backlog of one, it should have waited for its own (%s)", took, slow.delay)
+	}
+	if n := testutil.ToFloat64(p.waited); n != 1 {
+		t.Fatalf("fluxpulse_distributor_backlog_waits_total is %v, want 1", n)
+	}
+	p.Wait()
 }
 
 func TestStatusOfQuorum(t *testing.T) {
