@@ -114,9 +114,9 @@ type seriesState struct {
 func (p *pusher) labels(st *seriesState) labels.Labels {
 	if st.ls.IsEmpty() {
 		p.b.Reset()
-		for _, l := range st.s.Labels {
-			p.b.Add(l.Name, l.Value)
-		}
+		// start decoded them once already: a series found in the cache
+		// was sent with the same label bytes before.
+		_ = st.s.AppendLabels(&p.b)
 		st.ls = p.b.Labels()
 	}
 	return st.ls
@@ -136,7 +136,14 @@ func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 			return st, false
 		}
 	}
-	p.labels(&st) // st.ref 0: the head finds or creates the series by them
+	// st.ref 0: the head finds or creates the series by its labels. Sent
+	// by a distributor, they may still be encoded (DecodeWireLazy).
+	p.b.Reset()
+	if err := s.AppendLabels(&p.b); err != nil {
+		p.res.Reject(1, len(s.Samples)+len(s.Histograms), "malformed labels: "+err.Error())
+		return st, false
+	}
+	st.ls = p.b.Labels()
 	return st, true
 }
 
@@ -293,18 +300,9 @@ func (p *pusher) series(ctx context.Context, s *remotewrite.Series, index int, m
 		p.appendExemplars(ctx, &st, s.Exemplars)
 	}
 	if !s.Metadata.IsEmpty() {
-		meta.add(familyName(metricName(s.Labels), s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
+		meta.add(familyName(s.MetricName(), s.Metadata.Type), metadata.Metadata{Type: s.Metadata.Type, Help: s.Metadata.Help, Unit: s.Metadata.Unit}, p.lim.MaxMetadataPerMetric)
 	}
 	return nil
-}
-
-func metricName(ls []labels.Label) string {
-	for _, l := range ls {
-		if l.Name == labels.MetricName {
-			return l.Value
-		}
-	}
-	return ""
 }
 
 // appendErr records a sample the head refused and returns nil, or returns

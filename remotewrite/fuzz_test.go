@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gogo/protobuf/proto"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
@@ -91,6 +92,9 @@ func FuzzDecodeWire(f *testing.F) {
 		if DecodeWire(r, body) != nil {
 			return
 		}
+		if d := sameAsLazy(r, body); d != "" {
+			t.Fatalf("decoding %x lazily: %s", body, d)
+		}
 		for k := range r.Series {
 			r.Series[k].raw = nil // encode anew: the copy of the bytes as sent is not what is under test
 		}
@@ -98,6 +102,41 @@ func FuzzDecodeWire(f *testing.F) {
 			t.Fatalf("decoding %x again after encoding: %s", body, d)
 		}
 	})
+}
+
+// sameAsLazy compares what DecodeWireLazy makes of body with r, what
+// DecodeWire made of it: the same series, keys and samples, and the same
+// labels once read.
+func sameAsLazy(r *Request, body []byte) string {
+	lazy := GetRequest()
+	defer Release(lazy)
+	if err := DecodeWireLazy(lazy, body); err != nil {
+		return fmt.Sprintf("refused what DecodeWire took: %v", err)
+	}
+	if len(lazy.Series) != len(r.Series) {
+		return fmt.Sprintf("%d series, want %d", len(lazy.Series), len(r.Series))
+	}
+	b := labels.NewScratchBuilder(8)
+	for k := range r.Series {
+		g, w := &lazy.Series[k], &r.Series[k]
+		if g.Key != w.Key || len(g.Samples) != len(w.Samples) {
+			return fmt.Sprintf("series %d: key %v and %d samples, want %v and %d", k, g.Key, len(g.Samples), w.Key, len(w.Samples))
+		}
+		b.Reset()
+		if err := g.AppendLabels(&b); err != nil {
+			return fmt.Sprintf("series %d: labels: %v", k, err)
+		}
+		got := b.Labels()
+		var want []labels.Label
+		got.Range(func(l labels.Label) { want = append(want, l) })
+		if !sameLabels(want, w.Labels) {
+			return fmt.Sprintf("series %d: labels %v, want %v", k, got, w.Labels)
+		}
+		if g.MetricName() != w.MetricName() {
+			return fmt.Sprintf("series %d: metric name %q, want %q", k, g.MetricName(), w.MetricName())
+		}
+	}
+	return ""
 }
 
 // FuzzDecodeResult decodes what an ingester could answer: it never panics

@@ -44,6 +44,8 @@ type Request struct {
 	// (Result.TrackSeries): an ingester answering a distributor sets it.
 	TrackSeries bool
 
+	lazy bool // DecodeWireLazy: labels stay encoded
+
 	// Backing arrays, kept across Reset so that decoding reuses them.
 	labels    []labels.Label
 	samples   []Sample
@@ -89,6 +91,41 @@ type Series struct {
 	// raw is the series' 1.0 TimeSeries message as sent, which the wire
 	// encoder copies when validation left the series as it was.
 	raw []byte
+	// encLabels are the label fields DecodeWireLazy left encoded; nil
+	// when Labels holds them.
+	encLabels []byte
+}
+
+// AppendLabels adds the series' labels, in the order sent, to b: from
+// Labels, or decoded from the body for a series DecodeWireLazy left
+// encoded. The strings alias the body, as those of Labels do.
+func (s *Series) AppendLabels(b *labels.ScratchBuilder) error {
+	if s.encLabels == nil {
+		for _, l := range s.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		return nil
+	}
+	return eachLabel(s.encLabels, func(l labels.Label) { b.Add(l.Name, l.Value) })
+}
+
+// MetricName is the value of the series' __name__ label, or "".
+func (s *Series) MetricName() string {
+	var name string
+	if s.encLabels == nil {
+		for _, l := range s.Labels {
+			if l.Name == labels.MetricName {
+				return l.Value
+			}
+		}
+		return ""
+	}
+	_ = eachLabel(s.encLabels, func(l labels.Label) {
+		if l.Name == labels.MetricName && name == "" {
+			name = l.Value
+		}
+	})
+	return name
 }
 
 // Sample is one float sample.

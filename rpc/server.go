@@ -79,7 +79,7 @@ func (s *ingesterService) push(ctx context.Context, in *PushRequest) (*PushRespo
 	}
 	req := remotewrite.GetRequest()
 	defer remotewrite.Release(req)
-	if err := remotewrite.DecodeWire(req, in.Body); err != nil {
+	if err := remotewrite.DecodeWireLazy(req, in.Body); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "push body is not valid: %v", err)
 	}
 	req.TrackSeries = true
