@@ -25,6 +25,7 @@ type clusterConfig struct {
 	heapDir   string // where each cluster process's heap profile goes after a run; empty: none
 	cpuDir    string // where each cluster process's CPU profile of the measured push goes; empty: none
 	cpuFor    time.Duration
+	scenarios []string
 }
 
 // clusterCmd runs the same load against one FluxPulse process
@@ -42,11 +43,16 @@ func clusterCmd(args []string) error {
 	fs.StringVar(&c.heapDir, "heap-profile-dir", "", "Directory to write each cluster process's heap profile to after each cluster run (taken after a collection, so it shows what is live); empty: none.")
 	fs.StringVar(&c.cpuDir, "cpu-profile-dir", "", "Directory to write each cluster process's CPU profile to, taken from the start of each measured cluster push for -cpu-profile-duration; empty: none.")
 	fs.DurationVar(&c.cpuFor, "cpu-profile-duration", 10*time.Second, "Length of the CPU profiles of -cpu-profile-dir; keep it shorter than the push.")
+	list := fs.String("scenarios", "steady", "Shapes of load, comma-separated, as compare's: steady (with the paced runs), cold, churn.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if c.fluxpulse == "" {
 		return errors.New("-fluxpulse is required")
+	}
+	var err error
+	if c.scenarios, err = parseScenarios(*list); err != nil {
+		return err
 	}
 	if c.work == "" {
 		var err error
@@ -57,24 +63,26 @@ func clusterCmd(args []string) error {
 	}
 	c.load.Tenants = 1
 	var rs []result
-	for _, proto := range []int{1, 2} {
-		cfg := c.load
-		cfg.Protocol = proto
-		for _, apart := range []bool{false, true} {
-			res, err := c.median(cfg, apart)
-			rs = append(rs, res)
-			if err != nil {
-				printResults(os.Stdout, rs)
-				return err
-			}
-			if proto == 1 {
-				paced := cfg
-				paced.Rate = 0.7 * float64(runtime.NumCPU()) * res.samplesPerCPU()
-				res, err := c.once(paced, apart)
+	for _, sc := range c.scenarios {
+		for _, proto := range []int{1, 2} {
+			cfg := scenarios[sc](c.load)
+			cfg.Protocol = proto
+			for _, apart := range []bool{false, true} {
+				res, err := c.median(sc, cfg, apart)
 				rs = append(rs, res)
 				if err != nil {
 					printResults(os.Stdout, rs)
 					return err
+				}
+				if sc == "steady" && proto == 1 {
+					paced := cfg
+					paced.Rate = 0.7 * float64(runtime.NumCPU()) * res.samplesPerCPU()
+					res, err := c.once(sc, paced, apart)
+					rs = append(rs, res)
+					if err != nil {
+						printResults(os.Stdout, rs)
+						return err
+					}
 				}
 			}
 		}
@@ -83,10 +91,10 @@ func clusterCmd(args []string) error {
 	return nil
 }
 
-func (c clusterConfig) median(cfg loadConfig, apart bool) (result, error) {
+func (c clusterConfig) median(scenario string, cfg loadConfig, apart bool) (result, error) {
 	var all []result
 	for range max(1, c.runs) {
-		res, err := c.once(cfg, apart)
+		res, err := c.once(scenario, cfg, apart)
 		if err != nil {
 			return res, err
 		}
@@ -103,12 +111,12 @@ func (c clusterConfig) median(cfg loadConfig, apart bool) (result, error) {
 }
 
 // once starts the processes, pushes, verifies and stops them.
-func (c clusterConfig) once(cfg loadConfig, apart bool) (result, error) {
+func (c clusterConfig) once(scenario string, cfg loadConfig, apart bool) (result, error) {
 	kind := "fluxpulse -target=all"
 	if apart {
 		kind = "cluster RF=3 (3 ingesters, 2 distributors, 1 querier)"
 	}
-	name := fmt.Sprintf("%s, RW %d.0", kind, cfg.Protocol)
+	name := fmt.Sprintf("%s, RW %d.0, %s", kind, cfg.Protocol, scenario)
 	if cfg.Rate > 0 {
 		name += fmt.Sprintf(", paced at %.0f samples/s", cfg.Rate)
 	}

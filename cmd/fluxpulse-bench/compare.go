@@ -134,6 +134,18 @@ var scenarios = map[string]func(loadConfig) loadConfig{
 	},
 }
 
+// parseScenarios reads the -scenarios flag.
+func parseScenarios(list string) ([]string, error) {
+	var out []string
+	for _, sc := range strings.Split(list, ",") {
+		if _, ok := scenarios[sc]; !ok {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (steady, cold, churn)", sc)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
 func compareCmd(args []string) error {
 	var c compareConfig
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
@@ -148,11 +160,9 @@ func compareCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, sc := range strings.Split(*list, ",") {
-		if _, ok := scenarios[sc]; !ok {
-			return fmt.Errorf("-scenarios: unknown scenario %q (steady, cold, churn)", sc)
-		}
-		c.scenarios = append(c.scenarios, sc)
+	var err error
+	if c.scenarios, err = parseScenarios(*list); err != nil {
+		return err
 	}
 	if c.prometheus == "" || c.fluxpulse == "" {
 		return errors.New("-prometheus and -fluxpulse are required")
