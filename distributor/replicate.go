@@ -164,14 +164,16 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		p.putBatch(b)
 		return res, nil
 	}
-	get := p.sets.get
+	// One snapshot of the ring's sets for the whole push: the series are
+	// grouped by the instances' places in it.
+	snap := p.sets.snapshot()
+	var sub ring.ReadRing
 	if size := p.shardSize(tenant); size > 0 && size < p.ring.InstancesCount() {
 		// Shuffle sharding: the tenant's own subring, zone-balanced and
 		// stable as the ring changes (dskit's, cached by dskit).
-		sub := p.ring.ShuffleShard(tenant, size)
-		get = func(key uint32) (ring.ReplicationSet, error) { return sub.Get(key, ring.WriteNoExtend, nil, nil, nil) }
+		sub = p.ring.ShuffleShard(tenant, size)
 	}
-	byInstance := map[string]*instanceItems{}
+	var targets instanceTargets
 	for k := range b.spans {
 		var key uint32
 		if s := b.series[k]; s >= 0 {
@@ -179,21 +181,23 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 		} else {
 			key = shardTokenOf(tenant, b.metaFamily(req, k))
 		}
-		set, err := get(key)
+		var set ring.ReplicationSet
+		var at []int // the instances' places, when the snapshot has them
+		var err error
+		if sub == nil {
+			e := snap.get(p.ring, key)
+			set, at, err = e.set, e.at, e.err
+		} else {
+			set, err = sub.Get(key, ring.WriteNoExtend, nil, nil, nil)
+		}
 		if err != nil {
 			p.putBatch(b)
 			return remotewrite.Result{}, p.quorumError(err)
 		}
 		b.items[k] = itemState{need: len(set.Instances) - set.MaxErrors, left: len(set.Instances)}
-		for _, inst := range set.Instances {
-			in := byInstance[inst.Addr]
-			if in == nil {
-				in = &instanceItems{inst: inst}
-				byInstance[inst.Addr] = in
-			}
-			in.items = append(in.items, k)
-		}
+		targets.add(set, at, k)
 	}
+	byInstance := targets.list
 	// The writes outlive the sender's request: they keep its values (the
 	// tenant) but not its cancellation.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RemoteTimeout)
@@ -243,7 +247,7 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 // slower than the others would be sent ever more writes it has not taken
 // yet, each holding its batch here and its body there, until the timeout
 // cut them off and the replica missed them.
-func (p *ReplicatingPusher) awaitBacklogs(ctx context.Context, byInstance map[string]*instanceItems) {
+func (p *ReplicatingPusher) awaitBacklogs(ctx context.Context, byInstance []*instanceItems) {
 	if p.cfg.MaxBacklog <= 0 {
 		return
 	}
@@ -279,6 +283,47 @@ func (p *ReplicatingPusher) putBatch(b *batch) {
 	}
 	*b = batch{buf: b.buf[:0], spans: b.spans[:0], series: b.series[:0], sent: b.sent[:0], items: b.items[:0]}
 	p.batches.Put(b)
+}
+
+// instanceTargets groups the items of a push by ingester, by the
+// ingesters' places in one ring snapshot.
+type instanceTargets struct {
+	at     []*instanceItems // by place
+	byAddr map[string]*instanceItems
+	list   []*instanceItems // in the order first met
+}
+
+// add adds item k to each instance of set, found by its place in at, or
+// by its address when at is nil (a shuffle shard's set).
+func (t *instanceTargets) add(set ring.ReplicationSet, at []int, k int) {
+	for j, inst := range set.Instances {
+		var in *instanceItems
+		if at != nil {
+			a := at[j]
+			if a >= len(t.at) {
+				t.at = append(t.at, make([]*instanceItems, a+1-len(t.at))...)
+			}
+			if in = t.at[a]; in == nil {
+				in = t.new(inst)
+				t.at[a] = in
+			}
+		} else {
+			if t.byAddr == nil {
+				t.byAddr = map[string]*instanceItems{}
+			}
+			if in = t.byAddr[inst.Addr]; in == nil {
+				in = t.new(inst)
+				t.byAddr[inst.Addr] = in
+			}
+		}
+		in.items = append(in.items, k)
+	}
+}
+
+func (t *instanceTargets) new(inst ring.InstanceDesc) *instanceItems {
+	in := &instanceItems{inst: inst}
+	t.list = append(t.list, in)
+	return in
 }
 
 // instanceItems are the items one ingester is sent.

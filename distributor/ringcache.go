@@ -39,18 +39,49 @@ type setsSnapshot struct {
 	built  time.Time
 	tokens []uint32
 	sets   []atomic.Pointer[setEntry] // by token range: the index of the first token above the key
+
+	// The instances of the sets built so far, each with its place here,
+	// so that a push groups its series by instance with a slice index
+	// rather than a map of addresses.
+	mu    sync.Mutex
+	index map[string]int
 }
 
 type setEntry struct {
 	set ring.ReplicationSet
 	err error
+	at  []int // per instance of set: its place in the snapshot's index
 }
 
 // get returns the replication set of key for writes.
 func (r *ringSets) get(key uint32) (ring.ReplicationSet, error) {
-	s := r.snapshot()
+	e := r.snapshot().get(r.ring, key)
+	return e.set, e.err
+}
+
+// entry makes the entry of a set read from the ring.
+func (s *setsSnapshot) entry(set ring.ReplicationSet, err error) *setEntry {
+	e := &setEntry{set: set, err: err, at: make([]int, len(set.Instances))}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.index == nil {
+		s.index = map[string]int{}
+	}
+	for k, inst := range set.Instances {
+		at, ok := s.index[inst.Addr]
+		if !ok {
+			at = len(s.index)
+			s.index[inst.Addr] = at
+		}
+		e.at[k] = at
+	}
+	return e
+}
+
+// get returns the entry of key's replication set for writes.
+func (s *setsSnapshot) get(rg Ring, key uint32) *setEntry {
 	if len(s.tokens) == 0 {
-		return r.ring.Get(key, ring.WriteNoExtend, nil, nil, nil)
+		return s.entry(rg.Get(key, ring.WriteNoExtend, nil, nil, nil))
 	}
 	// As dskit searches: the first token above the key, wrapping around.
 	i, found := slices.BinarySearch(s.tokens, key)
@@ -61,7 +92,7 @@ func (r *ringSets) get(key uint32) (ring.ReplicationSet, error) {
 		i = 0
 	}
 	if e := s.sets[i].Load(); e != nil {
-		return e.set, e.err
+		return e
 	}
 	// Any key of the range does: the one just below its token, or for the
 	// range that wraps around, the last token.
@@ -69,9 +100,9 @@ func (r *ringSets) get(key uint32) (ring.ReplicationSet, error) {
 	if i > 0 {
 		rep = s.tokens[i] - 1
 	}
-	set, err := r.ring.Get(rep, ring.WriteNoExtend, nil, nil, nil)
-	s.sets[i].Store(&setEntry{set: set, err: err})
-	return set, err
+	e := s.entry(rg.Get(rep, ring.WriteNoExtend, nil, nil, nil))
+	s.sets[i].Store(e)
+	return e
 }
 
 func (r *ringSets) snapshot() *setsSnapshot {

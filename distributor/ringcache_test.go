@@ -27,6 +27,7 @@ func TestRingSetsMatchTheRing(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	snap := sets.snapshot()
 	for _, k := range keys {
 		want, err := r.Get(k, ring.WriteNoExtend, nil, nil, nil)
 		if err != nil {
@@ -36,5 +37,15 @@ func TestRingSetsMatchTheRing(t *testing.T) {
 		if err != nil || !slices.Equal(ids(got), ids(want)) || got.MaxErrors != want.MaxErrors {
 			t.Fatalf("key %d: memoized %v (max errors %d, %v), ring %v (max errors %d)", k, ids(got), got.MaxErrors, err, ids(want), want.MaxErrors)
 		}
+		// Each instance's place is its own, the same in every set.
+		e := snap.get(r, k)
+		for j, inst := range e.set.Instances {
+			if at, ok := snap.index[inst.Addr]; !ok || at != e.at[j] {
+				t.Fatalf("key %d: instance %s at place %d, the snapshot has it at %d (%v)", k, inst.Addr, e.at[j], at, ok)
+			}
+		}
+	}
+	if len(snap.index) != 6 {
+		t.Fatalf("the snapshot placed %d instances, want the ring's 6", len(snap.index))
 	}
 }
