@@ -29,12 +29,7 @@ func measure(p *plan, pids ...int) (result, error) { return measureWith(p, nil, 
 // push begins (after the warm-up), and the function it returns once the
 // push is over.
 func measureWith(p *plan, started func() func(), pids ...int) (result, error) {
-	r := result{cfg: p.cfg}
-	for _, tp := range p.tenants {
-		for _, gen := range tp.series {
-			r.series += len(gen)
-		}
-	}
+	r := result{cfg: p.cfg, series: p.distinctSeries()}
 	if p.warm != nil {
 		p.warm.cfg.URL, p.warm.cfg.Path, p.warm.cfg.Auth = p.cfg.URL, p.cfg.Path, p.cfg.Auth
 		if st := p.warm.push(client); st.failures > 0 {
@@ -56,6 +51,27 @@ func measureWith(p *plan, started func() func(), pids ...int) (result, error) {
 	}
 	r.cpu, r.rssAfter = cpu1-cpu0, rss1
 	return r, nil
+}
+
+// distinctSeries counts the series the plan sends: each generation of a
+// tenant's series holds them all, most of them those of the generation
+// before, so a churning plan's count is not the sum of the generations'.
+func (p *plan) distinctSeries() int {
+	n := 0
+	for _, tp := range p.tenants {
+		if len(tp.series) == 1 {
+			n += len(tp.series[0])
+			continue
+		}
+		seen := map[uint64]struct{}{}
+		for _, gen := range tp.series {
+			for _, ls := range gen {
+				seen[ls.Hash()] = struct{}{}
+			}
+		}
+		n += len(seen)
+	}
+	return n
 }
 
 // usageOf sums the CPU seconds and resident memory of processes.
