@@ -11,16 +11,23 @@ import (
 	"github.com/fluxpulse/fluxpulse/blockstore/blockstoretest"
 )
 
-// turns is a sharding where ownership of every tenant goes round in
-// slots of 1.5s: c1 alone, both (a ring change that has not reached
-// both compactors), c2 alone, both.
-type turns string
-
-func (e turns) Owns(string) bool {
-	slot := time.Now().UnixMilli() / 1500 % 4
-	return slot%2 == 1 || (slot == 0) == (e == "c1")
+// turns is a sharding where ownership of each tenant goes round in slots
+// of 1.5s from start: c1 alone, both (a ring change that has not reached
+// both compactors), c2 alone, both. Tenant tN starts N-1 slots in, so that
+// from the first slot on each compactor has a tenant of its own: which of
+// them works does not hang on where the wall clock stands when the test
+// starts, nor on how fast the machine compacts.
+type turns struct {
+	id     string
+	start  time.Time
+	offset map[string]int64
 }
-func (e turns) InstanceID() string { return string(e) }
+
+func (e turns) Owns(tenant string) bool {
+	slot := (time.Since(e.start).Milliseconds()/1500 + e.offset[tenant]) % 4
+	return slot%2 == 1 || (slot == 0) == (e.id == "c1")
+}
+func (e turns) InstanceID() string { return e.id }
 
 // passLog records the "tenant pass started/finished" entries.
 type passLog struct {
@@ -74,10 +81,14 @@ func TestLeaseKeepsCompactorsApart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
+	start, offset := time.Now(), map[string]int64{}
+	for k, tn := range tenants {
+		offset[tn] = int64(k)
+	}
 	for _, id := range []string{"c1", "c2"} {
 		c := newCompactorLogged(t, b, slog.New(log))
 		c.SetClock(func() time.Time { return end.Add(time.Minute) })
-		if err := c.ShardTenants(turns(id), time.Second); err != nil {
+		if err := c.ShardTenants(turns{id: id, start: start, offset: offset}, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		c.DelayEachPass(50 * time.Millisecond)
