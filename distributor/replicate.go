@@ -72,8 +72,9 @@ type ReplicatingPusher struct {
 	writes    *prometheus.CounterVec
 	inflight  prometheus.Gauge
 	pending   sync.WaitGroup // pushes with writes still going on
-	backlogs  sync.Map       // ingester address → *atomic.Int64, its writes under way
+	backlogs  sync.Map       // ingester address → *backlog
 	waited    prometheus.Counter
+	stalled   time.Duration
 }
 
 // NewReplicatingPusher returns a ReplicatingPusher over the ring r.
@@ -82,10 +83,10 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &ReplicatingPusher{cfg: cfg, ring: r, sets: &ringSets{ring: r, now: time.Now}, clients: clients, logger: logger,
-		shardSize: func(string) int { return 0 },
-		encoders:  sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
-		batches:   sync.Pool{New: func() any { return new(batch) }},
-		bodies:    sync.Pool{New: func() any { return new([]byte) }},
+		shardSize: func(string) int { return 0 }, stalled: stalled,
+		encoders: sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
+		batches:  sync.Pool{New: func() any { return new(batch) }},
+		bodies:   sync.Pool{New: func() any { return new([]byte) }},
 		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
 		inflight: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
@@ -95,13 +96,30 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 	}
 }
 
-// backlog is the count of writes under way to the ingester at addr.
-func (p *ReplicatingPusher) backlog(addr string) *atomic.Int64 {
-	if n, ok := p.backlogs.Load(addr); ok {
-		return n.(*atomic.Int64)
+// backlog is one ingester's writes under way, and when one last ended.
+type backlog struct {
+	n    atomic.Int64
+	last atomic.Int64 // unix nanoseconds
+}
+
+// stalled is how long an ingester with a full backlog may go without
+// finishing a write before pushes stop waiting for it (p.stalled, shorter
+// in tests): a replica that hangs (a stopped process, a partition without
+// resets) would otherwise hold every push for the whole
+// -distributor.remote-timeout until the ring marks it unhealthy. Its
+// writes then pile up as without a bound, each still cut off by the
+// timeout.
+const stalled = 500 * time.Millisecond
+
+// backlog is the backlog of the ingester at addr.
+func (p *ReplicatingPusher) backlog(addr string) *backlog {
+	if b, ok := p.backlogs.Load(addr); ok {
+		return b.(*backlog)
 	}
-	n, _ := p.backlogs.LoadOrStore(addr, new(atomic.Int64))
-	return n.(*atomic.Int64)
+	fresh := &backlog{}
+	fresh.last.Store(time.Now().UnixNano())
+	b, _ := p.backlogs.LoadOrStore(addr, fresh)
+	return b.(*backlog)
 }
 
 // Wait waits until every write to an ingester that a push started is
@@ -208,12 +226,13 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	for _, in := range byInstance {
 		p.inflight.Inc()
 		in.backlog = p.backlog(in.inst.Addr)
-		in.backlog.Add(1)
+		in.backlog.n.Add(1)
 		in.over = make(chan struct{})
 		wg.Go(func() {
 			got, err := p.send(wctx, in.inst, b, in.items, len(in.items) == len(b.spans))
 			b.record(in.items, got, err)
-			in.backlog.Add(-1)
+			in.backlog.last.Store(time.Now().UnixNano())
+			in.backlog.n.Add(-1)
 			p.inflight.Dec()
 			close(in.over)
 		})
@@ -242,17 +261,18 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 }
 
 // awaitBacklogs waits, for each ingester with more writes under way than
-// MaxBacklog, until this push's write to it is over (or the sender gives
-// up: the push is stored by its quorum either way). Without it a replica
-// slower than the others would be sent ever more writes it has not taken
-// yet, each holding its batch here and its body there, until the timeout
-// cut them off and the replica missed them.
+// MaxBacklog, until this push's write to it is over, the ingester stalls
+// or the sender gives up (the push is stored by its quorum either way).
+// Without it a replica slower than the others would be sent ever more
+// writes it has not taken yet, each holding its batch here and its body
+// there, until the timeout cut them off and the replica missed them.
 func (p *ReplicatingPusher) awaitBacklogs(ctx context.Context, byInstance []*instanceItems) {
 	if p.cfg.MaxBacklog <= 0 {
 		return
 	}
 	for _, in := range byInstance {
-		if in.backlog.Load() <= int64(p.cfg.MaxBacklog) {
+		if in.backlog.n.Load() <= int64(p.cfg.MaxBacklog) ||
+			time.Since(time.Unix(0, in.backlog.last.Load())) > p.stalled {
 			continue
 		}
 		select {
@@ -261,10 +281,28 @@ func (p *ReplicatingPusher) awaitBacklogs(ctx context.Context, byInstance []*ins
 		default:
 		}
 		p.waited.Inc()
+		if !p.waitFor(ctx, in) {
+			return
+		}
+	}
+}
+
+// waitFor waits until the write to in is over, or the ingester stops
+// finishing writes for p.stalled; false when the sender gave up first.
+func (p *ReplicatingPusher) waitFor(ctx context.Context, in *instanceItems) bool {
+	t := time.NewTimer(p.stalled)
+	defer t.Stop()
+	for {
 		select {
 		case <-in.over:
+			return true
 		case <-ctx.Done():
-			return
+			return false
+		case <-t.C:
+			if time.Since(time.Unix(0, in.backlog.last.Load())) > p.stalled {
+				return true
+			}
+			t.Reset(p.stalled)
 		}
 	}
 }
@@ -330,7 +368,7 @@ func (t *instanceTargets) new(inst ring.InstanceDesc) *instanceItems {
 type instanceItems struct {
 	inst    ring.InstanceDesc
 	items   []int
-	backlog *atomic.Int64 // the writes under way to the ingester, this one included
+	backlog *backlog      // of the ingester, this write included
 	over    chan struct{} // closed when this write is over
 }
 

@@ -224,6 +224,7 @@ func TestBacklogSlowsTheSenders(t *testing.T) {
 	slow := &replica{delay: 2 * time.Second}
 	reps := map[string]*replica{"ing-0:9095": {}, "ing-1:9095": {}, "ing-2:9095": slow}
 	p := NewReplicatingPusher(ReplicationConfig{RemoteTimeout: 30 * time.Second, MaxBacklog: 1}, r, func(addr string) (IngesterClient, error) { return reps[addr], nil }, nil, nil)
+	p.stalled = time.Minute // slow, not stalled
 	ctx := tenantauth.With(context.Background(), "test", "team-a")
 	start := time.Now()
 	if _, err := p.Push(ctx, "team-a", testRequest(10)); err != nil {
@@ -241,6 +242,31 @@ func TestBacklogSlowsTheSenders(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(p.waited); n != 1 {
 		t.Fatalf("fluxpulse_distributor_backlog_waits_total is %v, want 1", n)
+	}
+	p.Wait()
+}
+
+// TestBacklogOfAStalledIngester: pushes stop waiting for an ingester that
+// finished no write for a while; a hung replica must not hold every push
+// for the whole remote timeout.
+func TestBacklogOfAStalledIngester(t *testing.T) {
+	r := testRing(t, 3, 0)
+	hung := &replica{delay: 4 * time.Second}
+	reps := map[string]*replica{"ing-0:9095": {}, "ing-1:9095": {}, "ing-2:9095": hung}
+	p := NewReplicatingPusher(ReplicationConfig{RemoteTimeout: 30 * time.Second, MaxBacklog: 1}, r, func(addr string) (IngesterClient, error) { return reps[addr], nil }, nil, nil)
+	p.stalled = 200 * time.Millisecond
+	ctx := tenantauth.With(context.Background(), "test", "team-a")
+	start := time.Now()
+	for range 5 {
+		if _, err := p.Push(ctx, "team-a", testRequest(10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took >= hung.delay/2 {
+		t.Fatalf("five pushes took %s: they waited for the hung replica", took)
+	}
+	if n := testutil.ToFloat64(p.waited); n < 1 {
+		t.Fatalf("fluxpulse_distributor_backlog_waits_total is %v: no push waited even before the replica counted as stalled", n)
 	}
 	p.Wait()
 }

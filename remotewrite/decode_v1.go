@@ -27,7 +27,8 @@ func DecodeWire(r *Request, body []byte) error {
 // empty, and AppendLabels and MetricName read them from the body when they
 // are needed. An ingester needs them only for a series its reference cache
 // does not know, and decoding them was a tenth of its CPU (#13). A
-// malformed label is then found when it is read, not here.
+// malformed label is then found when it is read, not here. Not for a
+// request that a Validator checks: validators read Labels.
 func DecodeWireLazy(r *Request, body []byte) error {
 	r.lazy = true
 	return r.decodeV1(body, true)
