@@ -70,7 +70,6 @@ type ReplicatingPusher struct {
 	batches   sync.Pool               // *batch, returned once every write of a push is over
 	bodies    sync.Pool               // *[]byte, of the calls to ingesters
 	writes    *prometheus.CounterVec
-	inflight  prometheus.Gauge
 	pending   sync.WaitGroup // pushes with writes still going on
 	backlogs  sync.Map       // ingester address → *backlog
 	waited    prometheus.Counter
@@ -82,18 +81,30 @@ func NewReplicatingPusher(cfg ReplicationConfig, r Ring, clients ClientFunc, log
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ReplicatingPusher{cfg: cfg, ring: r, sets: &ringSets{ring: r, now: time.Now}, clients: clients, logger: logger,
+	p := &ReplicatingPusher{cfg: cfg, ring: r, sets: &ringSets{ring: r, now: time.Now}, clients: clients, logger: logger,
 		shardSize: func(string) int { return 0 }, stalled: stalled,
 		encoders: sync.Pool{New: func() any { return new(remotewrite.Encoder) }},
 		batches:  sync.Pool{New: func() any { return new(batch) }},
 		bodies:   sync.Pool{New: func() any { return new([]byte) }},
 		writes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_ingester_writes_total", Help: "Batches written to ingesters, by outcome (success, failure)."}, []string{"outcome"}),
-		inflight: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-			Name: "fluxpulse_distributor_inflight_ingester_writes", Help: "Writes to ingesters under way, those that go on after the answer to the sender included."}),
 		waited: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "fluxpulse_distributor_backlog_waits_total", Help: "Pushes that reached their quorum and still waited for a write to an ingester with -distributor.max-ingester-write-backlog writes under way."}),
 	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fluxpulse_distributor_inflight_ingester_writes", Help: "Writes to ingesters under way, those that go on after the answer to the sender included."},
+		p.inflight)
+	return p
+}
+
+// inflight sums the ingesters' backlogs.
+func (p *ReplicatingPusher) inflight() float64 {
+	var n int64
+	p.backlogs.Range(func(_, b any) bool {
+		n += b.(*backlog).n.Load()
+		return true
+	})
+	return float64(n)
 }
 
 // backlog is one ingester's writes under way, and when one last ended.
@@ -224,7 +235,6 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 	b.done = make(chan struct{})
 	p.pending.Add(1)
 	for _, in := range byInstance {
-		p.inflight.Inc()
 		in.backlog = p.backlog(in.inst.Addr)
 		in.backlog.n.Add(1)
 		in.over = make(chan struct{})
@@ -233,7 +243,6 @@ func (p *ReplicatingPusher) Push(ctx context.Context, tenant string, req *remote
 			b.record(in.items, got, err)
 			in.backlog.last.Store(time.Now().UnixNano())
 			in.backlog.n.Add(-1)
-			p.inflight.Dec()
 			close(in.over)
 		})
 	}

@@ -53,12 +53,6 @@ type setEntry struct {
 	at  []int // per instance of set: its place in the snapshot's index
 }
 
-// get returns the replication set of key for writes.
-func (r *ringSets) get(key uint32) (ring.ReplicationSet, error) {
-	e := r.snapshot().get(r.ring, key)
-	return e.set, e.err
-}
-
 // entry makes the entry of a set read from the ring.
 func (s *setsSnapshot) entry(set ring.ReplicationSet, err error) *setEntry {
 	e := &setEntry{set: set, err: err, at: make([]int, len(set.Instances))}

@@ -33,12 +33,12 @@ func TestRingSetsMatchTheRing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := sets.get(k)
+		e := snap.get(r, k)
+		got, err := e.set, e.err
 		if err != nil || !slices.Equal(ids(got), ids(want)) || got.MaxErrors != want.MaxErrors {
 			t.Fatalf("key %d: memoized %v (max errors %d, %v), ring %v (max errors %d)", k, ids(got), got.MaxErrors, err, ids(want), want.MaxErrors)
 		}
 		// Each instance's place is its own, the same in every set.
-		e := snap.get(r, k)
 		for j, inst := range e.set.Instances {
 			if at, ok := snap.index[inst.Addr]; !ok || at != e.at[j] {
 				t.Fatalf("key %d: instance %s at place %d, the snapshot has it at %d (%v)", k, inst.Addr, e.at[j], at, ok)

@@ -113,13 +113,20 @@ type seriesState struct {
 // request body is kept) the first time they are needed.
 func (p *pusher) labels(st *seriesState) labels.Labels {
 	if st.ls.IsEmpty() {
-		p.b.Reset()
 		// start decoded them once already: a series found in the cache
 		// was sent with the same label bytes before.
-		_ = st.s.AppendLabels(&p.b)
-		st.ls = p.b.Labels()
+		_ = p.buildLabels(st)
 	}
 	return st.ls
+}
+
+// buildLabels builds the series' labels into st.ls. Sent by a distributor,
+// they may still be encoded (DecodeWireLazy), and malformed.
+func (p *pusher) buildLabels(st *seriesState) error {
+	p.b.Reset()
+	err := st.s.AppendLabels(&p.b)
+	st.ls = p.b.Labels()
+	return err
 }
 
 // start looks the series up in the cache; a series not there is validated
@@ -136,14 +143,11 @@ func (p *pusher) start(s *remotewrite.Series, index int) (seriesState, bool) {
 			return st, false
 		}
 	}
-	// st.ref 0: the head finds or creates the series by its labels. Sent
-	// by a distributor, they may still be encoded (DecodeWireLazy).
-	p.b.Reset()
-	if err := s.AppendLabels(&p.b); err != nil {
+	// st.ref 0: the head finds or creates the series by its labels.
+	if err := p.buildLabels(&st); err != nil {
 		p.res.Reject(1, len(s.Samples)+len(s.Histograms), "malformed labels: "+err.Error())
 		return st, false
 	}
-	st.ls = p.b.Labels()
 	return st, true
 }
 

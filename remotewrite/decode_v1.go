@@ -110,7 +110,7 @@ func (r *Request) decodeSeriesV1(b []byte, ext bool) error {
 				if contiguous && r.lazy {
 					// Not as an encoder writes them: the labels so far
 					// are decoded after all, and the rest as they come.
-					if err := r.decodeLabels(whole[lblStart:lblEnd]); err != nil {
+					if err := eachLabel(whole[lblStart:lblEnd], func(l labels.Label) { r.labels = append(r.labels, l) }); err != nil {
 						return err
 					}
 				}
@@ -210,11 +210,6 @@ func (r *Request) decodeSeriesV1(b []byte, ext bool) error {
 	}
 	r.Series = append(r.Series, s)
 	return nil
-}
-
-// decodeLabels decodes consecutive label fields into r.labels.
-func (r *Request) decodeLabels(b []byte) error {
-	return eachLabel(b, func(l labels.Label) { r.labels = append(r.labels, l) })
 }
 
 // eachLabel calls f with each label of consecutive label fields (field 1

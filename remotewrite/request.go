@@ -100,32 +100,29 @@ type Series struct {
 // Labels, or decoded from the body for a series DecodeWireLazy left
 // encoded. The strings alias the body, as those of Labels do.
 func (s *Series) AppendLabels(b *labels.ScratchBuilder) error {
-	if s.encLabels == nil {
-		for _, l := range s.Labels {
-			b.Add(l.Name, l.Value)
-		}
-		return nil
-	}
-	return eachLabel(s.encLabels, func(l labels.Label) { b.Add(l.Name, l.Value) })
+	return s.eachLabel(func(l labels.Label) { b.Add(l.Name, l.Value) })
 }
 
-// MetricName is the value of the series' __name__ label, or "".
+// MetricName is the value of the series' first __name__ label, or "".
 func (s *Series) MetricName() string {
 	var name string
-	if s.encLabels == nil {
-		for _, l := range s.Labels {
-			if l.Name == labels.MetricName {
-				return l.Value
-			}
-		}
-		return ""
-	}
-	_ = eachLabel(s.encLabels, func(l labels.Label) {
+	_ = s.eachLabel(func(l labels.Label) {
 		if l.Name == labels.MetricName && name == "" {
 			name = l.Value
 		}
 	})
 	return name
+}
+
+// eachLabel calls f with each label of the series, decoded or not.
+func (s *Series) eachLabel(f func(labels.Label)) error {
+	if s.encLabels == nil {
+		for _, l := range s.Labels {
+			f(l)
+		}
+		return nil
+	}
+	return eachLabel(s.encLabels, f)
 }
 
 // Sample is one float sample.
