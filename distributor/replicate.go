@@ -597,17 +597,19 @@ func (b *batch) merge(res *remotewrite.Result) {
 // its labels (sorted, as validation requires), the same whichever
 // protocol it came in.
 func shardToken(tenant string, ls []labels.Label) uint32 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(tenant)
-	sep := []byte{0xff}
+	// One hash over the joined bytes is the hash the digest would give
+	// when written piece by piece, at a fraction of the calls (the piecewise
+	// writes were a tenth of a distributor's CPU, #13). The buffer stays on
+	// the stack for series of ordinary size.
+	var stack [512]byte
+	b := append(stack[:0], tenant...)
 	for _, l := range ls {
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
+		b = append(b, 0xff)
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
 	}
-	h := d.Sum64()
+	h := xxhash.Sum64(b)
 	return uint32(h ^ h>>32)
 }
 
